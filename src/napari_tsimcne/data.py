@@ -1,0 +1,246 @@
+"""From user input to the uint8 image tensor that training and ``transform`` use.
+
+Accepted inputs
+---------------
+* a numpy array (or anything ``np.asarray`` takes) of shape ``(N, H, W)`` for
+  one channel or ``(N, H, W, C)`` with channels **last**, as napari and
+  scikit-image store stacks; memory-mapped arrays are read in chunks;
+* a list or tuple of 2-D ``(H, W)`` or 3-D ``(H, W, C)`` arrays, possibly of
+  different sizes, which are resized to a common size;
+* a ``torch.utils.data.Dataset`` whose items are an image or a tuple
+  ``(image, label, ...)``; the image is a ``(C, H, W)`` tensor (torchvision's
+  convention), a PIL image or an ``(H, W[, C])`` array.
+
+Dtypes bool, integer and float are accepted.  Intensities are mapped to
+``[0, 1]`` per channel with an *intensity range* fitted once on the training
+images: ``[0, 255]`` for uint8, ``[0, 1]`` for bool, and otherwise the 0.1th
+and 99.9th percentiles of each channel, so that a 12-bit camera in a 16-bit
+file and a float image both fill the range.  The mapped images are stored as
+uint8 ``(N, C, H, W)``: a quarter of float32's memory, and precise enough for
+augmented training.  ``transform`` maps new images with the fitted range.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .backbones import MIN_IMAGE_SIZE
+
+__all__ = ["ImageStack", "as_image_stack", "fit_intensity_range", "to_uint8_tensor"]
+
+#: Images converted per chunk, which bounds the memory of the float copy.
+CHUNK_SIZE = 1024
+#: Images sampled to fit the percentiles of the intensity range.
+RANGE_SAMPLE_SIZE = 512
+PERCENTILES = (0.1, 99.9)
+
+
+class ImageStack:
+    """Validated images, channels last: an array ``(N, H, W, C)`` or a list of ``(H, W, C)``.
+
+    Built by :func:`as_image_stack`; indexing is cheap for memory-mapped arrays.
+    """
+
+    def __init__(self, images, n_channels: int, sizes: np.ndarray):
+        self.images = images
+        self.n_channels = n_channels
+        self.sizes = sizes  # (N, 2) heights and widths
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def dtype(self) -> np.dtype:
+        first = self.images if isinstance(self.images, np.ndarray) else self.images[0]
+        return first.dtype
+
+    def common_size(self) -> tuple[int, int]:
+        """``(H, W)`` shared by all images, or the median size if they differ."""
+        if len(np.unique(self.sizes, axis=0)) == 1:
+            return tuple(int(s) for s in self.sizes[0])
+        return tuple(int(round(s)) for s in np.median(self.sizes, axis=0))
+
+    def chunk(self, start: int, stop: int) -> list[np.ndarray] | np.ndarray:
+        return self.images[start:stop]
+
+
+def as_image_stack(X, *, what: str = "X", min_images: int = 1) -> ImageStack:
+    """Validate ``X`` (see the module docstring) and wrap it as an :class:`ImageStack`.
+
+    Raises ``TypeError`` or ``ValueError`` naming the problem and the fix.
+    Non-finite values are detected later, while converting, without an extra pass.
+    """
+    if isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor):
+        X = _dataset_images(X, what)
+    if isinstance(X, (list, tuple)):
+        stack = _list_stack(X, what)
+    else:
+        stack = _array_stack(X, what)
+    if len(stack) < min_images:
+        raise ValueError(
+            f"{what} holds {len(stack)} image(s), but at least {min_images} are needed: "
+            "t-SimCNE learns by contrasting images with each other. Pass a stack of images."
+        )
+    small = np.flatnonzero(stack.sizes.min(axis=1) < MIN_IMAGE_SIZE)
+    if small.size:
+        h, w = stack.sizes[small[0]]
+        raise ValueError(
+            f"Image {small[0]} of {what} is {h}x{w} pixels; the backbones need at least "
+            f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}. Upsample the images or set image_size."
+        )
+    return stack
+
+
+def _check_dtype(dtype: np.dtype, what: str) -> None:
+    if not (np.issubdtype(dtype, np.number) or dtype == bool) or np.issubdtype(
+        dtype, np.complexfloating
+    ):
+        raise TypeError(
+            f"{what} has dtype {dtype}; images must be bool, integer or float. "
+            "Convert them, e.g. with np.asarray(images, dtype=np.float32)."
+        )
+
+
+def _array_stack(X, what: str) -> ImageStack:
+    if not isinstance(X, np.ndarray):
+        try:
+            X = np.asarray(X)
+        except Exception as error:  # ragged nested lists and the like
+            raise TypeError(f"{what} could not be read as an image array: {error}") from None
+    _check_dtype(X.dtype, what)
+    if X.ndim == 3:
+        X = X[..., None]
+    elif X.ndim != 4:
+        hint = " For a single 2-D image use X[None]." if X.ndim == 2 else ""
+        raise ValueError(
+            f"{what} has shape {X.shape}; expected a stack of images (N, H, W) or "
+            f"(N, H, W, C) with channels last.{hint}"
+        )
+    n, h, w, c = X.shape
+    if c > 4 and X.shape[1] <= 4 and c >= 2 * X.shape[1]:
+        raise ValueError(
+            f"{what} has shape {X.shape}, which looks like channels first (N, C, H, W). "
+            "Images must be channels last: use np.moveaxis(X, 1, -1)."
+        )
+    if n == 0 or h == 0 or w == 0:
+        raise ValueError(f"{what} is empty (shape {X.shape}); pass at least one image.")
+    return ImageStack(X, c, np.tile([h, w], (n, 1)))
+
+
+def _list_stack(images: Sequence, what: str) -> ImageStack:
+    if len(images) == 0:
+        raise ValueError(f"{what} is an empty list; pass at least one image.")
+    arrays = []
+    for index, image in enumerate(images):
+        image = np.asarray(image)
+        _check_dtype(image.dtype, f"image {index} of {what}")
+        if image.ndim == 2:
+            image = image[..., None]
+        if image.ndim != 3:
+            raise ValueError(
+                f"Image {index} of {what} has shape {image.shape}; each image must be "
+                "2-D (H, W) or 3-D (H, W, C) with channels last."
+            )
+        arrays.append(image)
+    channels = {a.shape[2] for a in arrays}
+    if len(channels) > 1:
+        raise ValueError(
+            f"The images of {what} have different channel counts {sorted(channels)}; "
+            "all images must have the same number of channels."
+        )
+    sizes = np.array([a.shape[:2] for a in arrays])
+    return ImageStack(arrays, channels.pop(), sizes)
+
+
+def _dataset_images(dataset, what: str) -> list[np.ndarray]:
+    images = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        image = item[0] if isinstance(item, tuple) else item
+        if isinstance(image, torch.Tensor):
+            image = image.detach().cpu()
+            image = image.permute(1, 2, 0).numpy() if image.ndim == 3 else image.numpy()
+        images.append(np.asarray(image))
+    if not images:
+        raise ValueError(f"{what} is an empty dataset; pass at least one image.")
+    return images
+
+
+def fit_intensity_range(stack: ImageStack) -> np.ndarray:
+    """Per-channel ``(low, high)`` that map the stack's intensities to ``[0, 1]``.
+
+    Returns a float64 array of shape ``(C, 2)``; see the module docstring.
+    """
+    dtype = stack.dtype
+    if dtype == np.uint8:
+        return np.tile([0.0, 255.0], (stack.n_channels, 1))
+    if dtype == bool:
+        return np.tile([0.0, 1.0], (stack.n_channels, 1))
+    sample = np.linspace(0, len(stack) - 1, min(len(stack), RANGE_SAMPLE_SIZE)).astype(int)
+    pixels = np.concatenate(
+        [np.asarray(stack.images[i], dtype=np.float64).reshape(-1, stack.n_channels) for i in sample]
+    )
+    pixels = np.where(np.isfinite(pixels), pixels, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels are handled below
+        low, high = np.nanpercentile(pixels, PERCENTILES, axis=0)
+    low, high = np.nan_to_num(low), np.nan_to_num(high)
+    high = np.where(high > low, high, low + 1.0)  # constant channels map to 0
+    return np.stack([low, high], axis=1)
+
+
+def to_uint8_tensor(
+    stack: ImageStack,
+    intensity_range: np.ndarray,
+    image_size: tuple[int, int],
+    *,
+    what: str = "X",
+    start: int = 0,
+    stop: int | None = None,
+) -> torch.Tensor:
+    """Map images ``start:stop`` to a uint8 tensor ``(n, C, H, W)`` of ``image_size``.
+
+    Works in chunks of :data:`CHUNK_SIZE` images so the float copy stays small.
+    Raises ``ValueError`` naming the first image with NaN or infinite values.
+    """
+    stop = len(stack) if stop is None else stop
+    low = torch.as_tensor(intensity_range[:, 0], dtype=torch.float32)[:, None, None]
+    scale = torch.as_tensor(intensity_range[:, 1] - intensity_range[:, 0], dtype=torch.float32)
+    out = torch.empty((stop - start, stack.n_channels, *image_size), dtype=torch.uint8)
+    for chunk_start in range(start, stop, CHUNK_SIZE):
+        chunk_stop = min(chunk_start + CHUNK_SIZE, stop)
+        for offset, images in _same_size_groups(stack.chunk(chunk_start, chunk_stop)):
+            x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+            x = x.permute(0, 3, 1, 2)
+            bad = ~torch.isfinite(x).flatten(1).all(dim=1)
+            if bad.any():
+                index = chunk_start + offset + int(bad.nonzero()[0])
+                raise ValueError(
+                    f"Image {index} of {what} contains NaN or infinite values. "
+                    "Replace them (e.g. np.nan_to_num) or drop the image."
+                )
+            x = ((x - low) / scale[:, None, None]).clamp_(0, 1)
+            if tuple(x.shape[2:]) != tuple(image_size):
+                x = F.interpolate(
+                    x, size=image_size, mode="bilinear", antialias=True, align_corners=False
+                ).clamp_(0, 1)
+            begin = chunk_start + offset - start
+            out[begin : begin + len(x)] = x.mul_(255).round_().to(torch.uint8)
+    return out
+
+
+def _same_size_groups(images):
+    """Yield ``(offset, array (n, H, W, C))`` runs of equally sized images."""
+    if isinstance(images, np.ndarray):
+        yield 0, images
+        return
+    start = 0
+    for stop in range(1, len(images) + 1):
+        if stop == len(images) or images[stop].shape != images[start].shape:
+            yield start, np.stack(images[start:stop])
+            start = stop

@@ -1,0 +1,393 @@
+"""``TSimCNE``: the scikit-learn-style transformer around network, data and trainer."""
+
+from __future__ import annotations
+
+import numbers
+import platform
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from . import __version__
+from .augmentation import make_augmentation
+from .data import as_image_stack, fit_intensity_range, to_uint8_tensor
+from .network import TSimCNENetwork
+from .persistence import read_model_file, write_model_file
+from .schedule import PAPER_EPOCHS, default_learning_rate, make_stages
+from .trainer import TrainingStopped, embed, train
+
+__all__ = ["TSimCNE", "TrainingStopped", "resolve_device", "CPU_BACKBONE", "GPU_BACKBONE"]
+
+#: Backbone of ``backbone="auto"`` on a GPU: the paper's.
+GPU_BACKBONE = "resnet18"
+#: Backbone of ``backbone="auto"`` on a CPU, chosen by ``benchmarks/cpu_quality.py``.
+CPU_BACKBONE = "resnet10-w32"
+
+#: Parameters that describe the model and go into the model file.
+_SAVED_PARAMS = (
+    "epochs", "batch_size", "out_dim", "backbone", "augmentation", "lr", "image_size",
+    "random_state", "pretrain_dim", "pretrain_loss", "hidden_dim", "weight_decay",
+    "momentum", "warmup_epochs", "crop_scale",
+)
+
+
+def resolve_device(device) -> torch.device:
+    """``"auto"`` picks cuda, then mps, then cpu; other names are checked to exist."""
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} but no CUDA GPU is available; use 'auto' or 'cpu'.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps' but Apple's MPS is not available; use 'auto' or 'cpu'.")
+    return device
+
+
+class TSimCNE(TransformerMixin, BaseEstimator):
+    """Parametric 2-D map of images by t-SimCNE (Böhm, Berens & Kobak, ICLR 2023).
+
+    A ResNet is trained so that two random augmentations of one image land
+    close together in the output space, under a Cauchy-kernel InfoNCE loss,
+    first with a 128-D output, then with a fresh 2-D readout (trained alone),
+    then fine-tuned as a whole.  The trained network places new images on the
+    same map with :meth:`transform`.
+
+    Parameters
+    ----------
+    epochs : tuple of int, default (1000, 50, 450)
+        Epochs of the stages (pre-training, readout, fine-tuning), as in the
+        paper; ``(n,)`` trains the 2-D network directly for ``n`` epochs.
+        On a CPU try a few dozen, e.g. ``(40, 5, 15)``.
+    batch_size : int, default 1024
+        Images per step ``b``; the loss sees ``2b`` views.  At most the number
+        of training images.
+    out_dim : int, default 2
+        Dimension of the map.
+    backbone : str, default "auto"
+        ``"resnet10"``, ``"resnet18"``, ``"resnet34"``, optionally narrowed with
+        a width suffix such as ``"resnet10-w32"`` (see
+        :mod:`napari_tsimcne.backbones`).  ``"auto"`` is the paper's ResNet-18
+        on a GPU and the faster :data:`CPU_BACKBONE` on a CPU.
+    augmentation : {"natural", "microscopy"} or callable, default "natural"
+        Augmentation preset (see :mod:`napari_tsimcne.augmentation`) or a
+        callable mapping a float batch ``(N, C, H, W)`` in ``[0, 1]`` to one of
+        the same shape.
+    lr : float or "auto", default "auto"
+        Peak learning rate of pre-training and readout; fine-tuning uses
+        ``lr / 1000``.  ``"auto"`` is the paper's ``0.03 * batch_size / 256``.
+    image_size : int, (int, int) or None, default None
+        Size ``(H, W)`` the images are resized to.  ``None`` keeps the size of
+        an array stack and uses the median size for a list of images of
+        different sizes.
+    device : str, default "auto"
+        ``"auto"`` (cuda, then mps, then cpu), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
+    random_state : int, RandomState or None, default None
+        Seed of weights, batches and augmentations.  On a CPU the same seed
+        gives the same embedding.
+    verbose : bool, default False
+        Show a progress bar with the loss of every epoch.
+    callbacks : list of callables or None, default None
+        Each is called after every epoch as ``callback(stage, epoch, loss)``
+        (stage and epoch counted from 0); a true return value stops training.
+        Stopped in the 2-D stages, the model keeps what it learned so far
+        (``stopped_early_``); stopped before the 2-D map exists, ``fit``
+        raises :class:`TrainingStopped` and the estimator is left as it was.
+    pretrain_dim : int, default 128
+        Output dimension of pre-training.
+    pretrain_loss : {"euclidean", "cosine"}, default "euclidean"
+        Loss of pre-training: the Cauchy loss (the paper's best) or SimCLR's.
+    hidden_dim : int, default 1024
+        Hidden width of the projection head.
+    weight_decay : float, default 5e-4
+    momentum : float, default 0.9
+        SGD's weight decay and momentum.
+    warmup_epochs : float, default 10
+        Linear warm-up of pre-training and fine-tuning, at most 10% of a stage.
+    crop_scale : (float, float), default (0.2, 1.0)
+        Range of the random crops' area for the augmentation presets.
+
+    Attributes
+    ----------
+    embedding_ : ndarray of shape (n_images, out_dim)
+        Map of the training images (network in eval mode, no augmentation).
+    model_ : TSimCNENetwork
+        The trained network, on ``device_``.
+    loss_history_ : list of ndarray
+        Mean loss of every epoch, one array per stage that ran.
+    image_shape_ : tuple (H, W, C)
+        Size and channel count images are brought to.
+    intensity_range_ : ndarray of shape (C, 2)
+        Per-channel ``(low, high)`` mapped to ``[0, 1]``; see :mod:`napari_tsimcne.data`.
+    backbone_ : str
+        The backbone actually used.
+    device_ : torch.device
+    stopped_early_ : bool
+        Whether a callback stopped training.
+    """
+
+    def __init__(
+        self,
+        epochs=PAPER_EPOCHS,
+        batch_size=1024,
+        out_dim=2,
+        backbone="auto",
+        augmentation="natural",
+        lr="auto",
+        image_size=None,
+        device="auto",
+        random_state=None,
+        verbose=False,
+        callbacks=None,
+        pretrain_dim=128,
+        pretrain_loss="euclidean",
+        hidden_dim=1024,
+        weight_decay=5e-4,
+        momentum=0.9,
+        warmup_epochs=10,
+        crop_scale=(0.2, 1.0),
+    ):
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.out_dim = out_dim
+        self.backbone = backbone
+        self.augmentation = augmentation
+        self.lr = lr
+        self.image_size = image_size
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.pretrain_dim = pretrain_dim
+        self.pretrain_loss = pretrain_loss
+        self.hidden_dim = hidden_dim
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.warmup_epochs = warmup_epochs
+        self.crop_scale = crop_scale
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None):
+        """Train on images ``X`` (see :mod:`napari_tsimcne.data` for the accepted forms).
+
+        ``y`` is ignored.  Returns ``self``.
+        """
+        self._fit(X)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Train on ``X`` and return its embedding ``(n_images, out_dim)``, float32."""
+        self._fit(X)
+        return self.embedding_.copy()
+
+    def _fit(self, X):
+        stack = as_image_stack(X, min_images=2)
+        batch_size = self._check_batch_size(len(stack))
+        device = resolve_device(self.device)
+        backbone = self._resolve_backbone(device)
+        image_size = self._resolve_image_size(stack)
+        lr = default_learning_rate(batch_size) if self.lr == "auto" else float(self.lr)
+        stages = make_stages(
+            self.epochs, lr=lr, out_dim=self.out_dim, pretrain_dim=self.pretrain_dim,
+            pretrain_loss=self.pretrain_loss, warmup_epochs=self.warmup_epochs,
+        )
+        augment = make_augmentation(
+            self.augmentation, stack.n_channels, image_size, tuple(self.crop_scale)
+        )
+        intensity_range = fit_intensity_range(stack)
+        images = to_uint8_tensor(stack, intensity_range, image_size).to(device)
+
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        fork_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(seed)
+            network = TSimCNENetwork(backbone, stack.n_channels, stages[0].out_dim,
+                                     self.hidden_dim).to(device)
+            _set_channel_statistics(network, images)
+            stopped = False
+            try:
+                history = train(
+                    network, images, stages, augment, batch_size=batch_size,
+                    momentum=self.momentum, weight_decay=self.weight_decay,
+                    callbacks=list(self.callbacks or ()), progress=self._progress_bar(),
+                )
+            except TrainingStopped as stop:
+                if network.head.out_dim != self.out_dim:
+                    raise TrainingStopped(
+                        "Training was stopped before the 2-D map existed (during "
+                        f"{stages[len(stop.history) - 1].name}); the estimator keeps its "
+                        "previous state."
+                    ) from None
+                history, stopped = stop.history, True
+        network.set_trainable(readout_only=False)
+        network.eval()
+
+        self.model_ = network
+        self.device_ = device
+        self.backbone_ = backbone
+        self.image_shape_ = (*image_size, stack.n_channels)
+        self.intensity_range_ = intensity_range
+        self.loss_history_ = history
+        self.stopped_early_ = stopped
+        self.embedding_ = embed(network, images.split(self._inference_batch_size()),
+                                device=device)
+
+    def _check_batch_size(self, n_images: int) -> int:
+        batch_size = self.batch_size
+        if not isinstance(batch_size, numbers.Integral) or batch_size < 2:
+            raise ValueError(f"batch_size must be an integer >= 2, got {batch_size!r}.")
+        if batch_size > n_images:
+            raise ValueError(
+                f"batch_size={batch_size} is larger than the {n_images} training images. "
+                f"Pass batch_size={_largest_power_of_two(n_images)} or another value <= {n_images}."
+            )
+        return int(batch_size)
+
+    def _resolve_backbone(self, device: torch.device) -> str:
+        if self.backbone == "auto":
+            return CPU_BACKBONE if device.type == "cpu" else GPU_BACKBONE
+        return self.backbone
+
+    def _resolve_image_size(self, stack) -> tuple[int, int]:
+        if self.image_size is None:
+            return stack.common_size()
+        size = self.image_size
+        size = (size, size) if isinstance(size, numbers.Integral) else tuple(size)
+        if len(size) != 2 or not all(isinstance(s, numbers.Integral) and s >= 8 for s in size):
+            raise ValueError(f"image_size must be an int or (height, width) >= 8, got {self.image_size!r}.")
+        return tuple(int(s) for s in size)
+
+    def _progress_bar(self):
+        if not self.verbose:
+            return None
+        from tqdm.auto import tqdm
+
+        return lambda stage: tqdm(total=stage.epochs, desc=stage.name, unit="epoch")
+
+    def _inference_batch_size(self) -> int:
+        return max(256, int(self.batch_size) if isinstance(self.batch_size, int) else 256)
+
+    # ------------------------------------------------------------ transform
+    def transform(self, X, features: bool = False):
+        """Place images ``X`` on the map.
+
+        Parameters
+        ----------
+        X
+            Images in any accepted form, with the channel count of the training
+            images; they are resized to ``image_shape_`` if needed.
+        features : bool, default False
+            Return the backbone features ``H`` (e.g. 512-D for ResNet-18)
+            instead of the embedding.
+
+        Returns
+        -------
+        ndarray of shape (n_images, out_dim) or (n_images, feature_dim), float32.
+        """
+        check_is_fitted(self, "model_")
+        stack = as_image_stack(X)
+        if stack.n_channels != self.image_shape_[2]:
+            raise ValueError(
+                f"X has {stack.n_channels} channel(s) but the model was trained on "
+                f"{self.image_shape_[2]}. Pass images with {self.image_shape_[2]} channel(s), "
+                "channels last."
+            )
+        size = self.image_shape_[:2]
+        step = self._inference_batch_size()
+        batches = (
+            to_uint8_tensor(stack, self.intensity_range_, size, start=start,
+                            stop=min(start + step, len(stack)))
+            for start in range(0, len(stack), step)
+        )
+        return embed(self.model_, batches, features=features, device=self.device_)
+
+    # ----------------------------------------------------------- save/load
+    def save(self, path):
+        """Write the trained model to ``path`` (weights, parameters, intensity range).
+
+        The file opens with ``torch.load(weights_only=True)``; see :meth:`load`.
+        """
+        check_is_fitted(self, "model_")
+        params = {name: getattr(self, name) for name in _SAVED_PARAMS}
+        if callable(params["augmentation"]):
+            params["augmentation"] = None  # a user's function is not stored
+        state = {k: v.detach().cpu() for k, v in self.model_.state_dict().items()}
+        return write_model_file(path, {
+            "params": params,
+            "backbone": self.backbone_,
+            "image_shape": list(self.image_shape_),
+            "intensity_range": torch.from_numpy(np.asarray(self.intensity_range_, dtype=np.float64)),
+            "output_dim": self.model_.head.out_dim,
+            "state_dict": state,
+            "embedding": torch.from_numpy(self.embedding_),
+            "loss_history": [torch.from_numpy(h) for h in self.loss_history_],
+            "stopped_early": self.stopped_early_,
+            "versions": {"napari-tsimcne": __version__, "torch": torch.__version__,
+                         "python": platform.python_version()},
+        })
+
+    @classmethod
+    def load(cls, path, device="auto") -> "TSimCNE":
+        """Read a model written by :meth:`save` onto ``device``.
+
+        Raises ``FileNotFoundError`` or ``ValueError`` (naming the file) for a
+        missing, foreign, damaged or too new file.
+        """
+        payload = read_model_file(path)
+        try:
+            estimator = cls(**payload["params"], device=device)
+            device = resolve_device(device)
+            height, width, channels = payload["image_shape"]
+            network = TSimCNENetwork(payload["backbone"], channels, payload["output_dim"],
+                                     estimator.hidden_dim)
+            network.load_state_dict(payload["state_dict"])
+        except (KeyError, TypeError, RuntimeError) as error:
+            raise ValueError(f"{path} is an incomplete or inconsistent model file: {error}") from None
+        estimator.model_ = network.to(device).eval()
+        estimator.device_ = device
+        estimator.backbone_ = payload["backbone"]
+        estimator.image_shape_ = (height, width, channels)
+        estimator.intensity_range_ = payload["intensity_range"].numpy()
+        estimator.embedding_ = payload["embedding"].numpy()
+        estimator.loss_history_ = [h.numpy() for h in payload["loss_history"]]
+        estimator.stopped_early_ = payload["stopped_early"]
+        estimator.versions_ = payload["versions"]
+        return estimator
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.requires_fit = True
+        tags.non_deterministic = False
+        return tags
+
+
+def _set_channel_statistics(network: TSimCNENetwork, images: torch.Tensor) -> None:
+    """Set the network's per-channel mean and std from uint8 images ``(N, C, H, W)``."""
+    total = torch.zeros(images.shape[1], dtype=torch.float64, device=images.device)
+    squares = torch.zeros_like(total)
+    for batch in images.split(1024):
+        x = batch.double().div_(255)
+        total += x.sum(dim=(0, 2, 3))
+        squares += x.square().sum(dim=(0, 2, 3))
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)
+    network.channel_mean.copy_(mean.float())
+    network.channel_std.copy_(std.float())
+
+
+def _largest_power_of_two(n: int) -> int:
+    return 1 << (int(n).bit_length() - 1)

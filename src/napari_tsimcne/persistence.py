@@ -1,0 +1,74 @@
+"""The model file: a torch zip archive holding only tensors and plain values.
+
+Files are read with ``torch.load(weights_only=True)``, which refuses to
+unpickle arbitrary objects, so opening a model file from someone else cannot
+run code.  Writes go to a temporary file in the same folder, are flushed to
+disk and then renamed over the target, so a crash never leaves a truncated
+file in place of a good one.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "read_model_file", "write_model_file"]
+
+FORMAT = "napari-tsimcne-model"
+FORMAT_VERSION = 1
+
+
+def write_model_file(path, payload: dict) -> Path:
+    """Atomically write ``payload`` (tensors and plain values) to ``path``."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Cannot save to {path}: the folder {folder} does not exist.")
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_model_file(path) -> dict:
+    """Read and check a model file written by :func:`write_model_file`.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming
+    the file for one that is damaged, foreign or from a newer format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file at {path}.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            OSError, AttributeError, ImportError, TypeError) as error:
+        raise ValueError(
+            f"{path} is not a napari-tsimcne model file, or it is damaged "
+            f"(truncated or altered): {str(error).splitlines()[0][:300]}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(
+            f"{path} is a torch file but not a napari-tsimcne model file; "
+            "save models with TSimCNE.save or `napari-tsimcne fit`."
+        )
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} was written in model format version {version}, newer than this "
+            f"napari-tsimcne reads ({FORMAT_VERSION}). Upgrade napari-tsimcne."
+        )
+    return payload

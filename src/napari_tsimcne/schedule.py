@@ -1,0 +1,135 @@
+"""The staged training plan of t-SimCNE and its learning-rate schedule.
+
+The paper trains in three stages (Sec. 3.4):
+
+1. *pre-training*: the whole network with a 128-D readout, 1000 epochs,
+   10 warm-up epochs then cosine annealing to 0;
+2. *readout*: a fresh 2-D readout replaces the 128-D one and only it is
+   trained, 50 epochs at the base learning rate, no warm-up, no annealing;
+3. *fine-tuning*: the whole network at 1/1000 of the base learning rate,
+   10 warm-up epochs then cosine annealing to 0, 450 epochs.
+
+One stage (``epochs=(n,)``) trains the 2-D network directly, as the paper's
+ablations do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["Stage", "make_stages", "learning_rate_factor", "default_learning_rate"]
+
+PAPER_EPOCHS = (1000, 50, 450)
+STAGE_NAMES = ("pre-training", "readout", "fine-tuning")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of training.
+
+    Attributes
+    ----------
+    name
+        Human-readable name shown in progress bars.
+    epochs
+        Passes over the data.
+    out_dim
+        Output dimension of the network during this stage.
+    lr
+        Peak learning rate.
+    warmup_epochs
+        Linear warm-up from 0 (may be fractional: it is applied per step).
+    anneal
+        Cosine annealing to 0 after the warm-up, or a constant rate.
+    readout_only
+        Train only the readout, everything else frozen.
+    new_readout
+        Replace the readout by a fresh one of ``out_dim`` before the stage.
+    loss
+        ``"euclidean"`` (Cauchy) or ``"cosine"``.
+    """
+
+    name: str
+    epochs: int
+    out_dim: int
+    lr: float
+    warmup_epochs: float
+    anneal: bool
+    readout_only: bool = False
+    new_readout: bool = False
+    loss: str = "euclidean"
+
+
+def default_learning_rate(batch_size: int) -> float:
+    """The paper's linear scaling rule ``0.03 * batch_size / 256``."""
+    return 0.03 * batch_size / 256
+
+
+def _warmup(epochs: int, warmup_epochs: float) -> float:
+    # Short CPU runs would spend most of a stage warming up; cap at 10%.
+    return min(warmup_epochs, epochs / 10)
+
+
+def make_stages(
+    epochs,
+    *,
+    lr: float,
+    out_dim: int = 2,
+    pretrain_dim: int = 128,
+    pretrain_loss: str = "euclidean",
+    warmup_epochs: float = 10,
+) -> list[Stage]:
+    """Build the stages for ``epochs``, a tuple of one or three epoch counts.
+
+    Stages with 0 epochs are dropped, except that pre-training is needed
+    before the readout can be swapped.
+    """
+    epochs = _check_epochs(epochs)
+    if len(epochs) == 1:
+        (n,) = epochs
+        return [Stage("training", n, out_dim, lr, _warmup(n, warmup_epochs), anneal=True)]
+    pretrain, readout, finetune = epochs
+    stages = [
+        Stage(STAGE_NAMES[0], pretrain, pretrain_dim, lr, _warmup(pretrain, warmup_epochs),
+              anneal=True, loss=pretrain_loss),
+        Stage(STAGE_NAMES[1], readout, out_dim, lr, 0, anneal=False,
+              readout_only=True, new_readout=True),
+        Stage(STAGE_NAMES[2], finetune, out_dim, lr / 1000, _warmup(finetune, warmup_epochs),
+              anneal=True),
+    ]
+    if readout == 0:  # the fresh readout is then created at the start of fine-tuning
+        stages[2] = Stage(**{**stages[2].__dict__, "new_readout": True})
+    return [stage for stage in stages if stage.epochs > 0]
+
+
+def _check_epochs(epochs) -> tuple[int, ...]:
+    if isinstance(epochs, int):
+        epochs = (epochs,)
+    try:
+        epochs = tuple(int(e) for e in epochs)
+        valid = all(e >= 0 for e in epochs) and len(epochs) in (1, 3)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid or epochs[0] == 0 or sum(epochs[1:]) == 0 and len(epochs) == 3:
+        raise ValueError(
+            f"epochs={epochs!r} is not a training plan. Pass one epoch count per stage: "
+            "(pre-training, readout, fine-tuning) such as the paper's (1000, 50, 450), "
+            "or a single count (n,) to train the 2-D map directly. The first count and "
+            "the sum of the last two must be positive."
+        )
+    return epochs
+
+
+def learning_rate_factor(step: int, total_steps: int, warmup_steps: int, anneal: bool) -> float:
+    """Factor of the peak learning rate at optimiser ``step`` (0-based) of a stage.
+
+    Linear warm-up from ``1/warmup_steps`` to 1, then cosine annealing towards 0
+    over the remaining steps (or constant if ``anneal`` is false).
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if not anneal:
+        return 1.0
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * progress))

@@ -1,0 +1,161 @@
+"""The training loop: staged contrastive training on a uint8 image tensor.
+
+The images live on the training device as uint8 ``(N, C, H, W)``; every step
+takes a batch of indices, converts that batch to float, makes two augmented
+views of each image in one batched call, and optimises the InfoNCE loss over
+all ``2b`` views.  No per-image Python runs inside a step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .loss import make_loss
+from .network import TSimCNENetwork
+from .schedule import Stage, learning_rate_factor
+
+__all__ = ["TrainingStopped", "train", "embed"]
+
+#: ``callback(stage_index, epoch, mean_loss) -> bool``; a true result stops training.
+Callback = Callable[[int, int, float], bool | None]
+
+
+class TrainingStopped(Exception):
+    """Raised inside :func:`train` when a callback asks to stop."""
+
+
+def train(
+    network: TSimCNENetwork,
+    images: torch.Tensor,
+    stages: Sequence[Stage],
+    augment: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    batch_size: int,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    callbacks: Sequence[Callback] = (),
+    progress: Callable[[Stage], object] | None = None,
+) -> list[np.ndarray]:
+    """Train ``network`` in place through ``stages``.
+
+    Parameters
+    ----------
+    network
+        The network, on the same device as ``images``.
+    images
+        uint8 tensor ``(N, C, H, W)``.
+    stages
+        The plan from :func:`napari_tsimcne.schedule.make_stages`.
+    augment
+        Maps a float batch in ``[0, 1]`` to an augmented batch of the same shape.
+    batch_size
+        Images per step ``b``; the loss sees ``2b`` views.  The last partial
+        batch of an epoch is dropped so that every step has ``2b`` views.
+    callbacks
+        Called after every epoch; see :data:`Callback`.
+    progress
+        Optional factory of a progress bar (``update``/``set_postfix``/``close``)
+        for a stage.
+
+    Returns
+    -------
+    Mean loss of every epoch, one float array per stage.  If a callback
+    stops training, :class:`TrainingStopped` is raised with the history so far
+    as its ``history`` attribute.
+    """
+    history = []
+    for stage_index, stage in enumerate(stages):
+        if stage.new_readout:
+            network.head.replace_readout(stage.out_dim)
+        losses = []
+        history.append(losses)
+        bar = progress(stage) if progress else None
+        try:
+            for epoch, loss in enumerate(_run_stage(network, images, stage, augment, batch_size,
+                                                    momentum, weight_decay)):
+                losses.append(loss)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.3f}")
+                if any([bool(callback(stage_index, epoch, loss)) for callback in callbacks]):
+                    error = TrainingStopped(f"stopped by a callback in {stage.name}, epoch {epoch}")
+                    error.history = [np.asarray(h, dtype=np.float32) for h in history]
+                    raise error
+        finally:
+            if bar is not None:
+                bar.close()
+    network.set_trainable(readout_only=False)
+    return [np.asarray(h, dtype=np.float32) for h in history]
+
+
+def _run_stage(network, images, stage, augment, batch_size, momentum, weight_decay):
+    """Generator: trains one stage, yielding the mean loss of every epoch."""
+    loss_fn = make_loss(stage.loss)
+    network.train()
+    network.set_trainable(stage.readout_only)
+    parameters = [p for p in network.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(parameters, lr=stage.lr, momentum=momentum,
+                                weight_decay=weight_decay)
+    n_images = images.shape[0]
+    steps_per_epoch = n_images // batch_size
+    total_steps = steps_per_epoch * stage.epochs
+    warmup_steps = round(stage.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: learning_rate_factor(step, total_steps, warmup_steps, stage.anneal)
+    )
+    for _ in range(stage.epochs):
+        order = torch.randperm(n_images, device=images.device)
+        epoch_loss = torch.zeros((), device=images.device)
+        for step in range(steps_per_epoch):
+            batch = images[order[step * batch_size : (step + 1) * batch_size]]
+            with torch.no_grad():
+                x = batch.float().div_(255)
+                views = augment(torch.cat([x, x]))
+            # A frozen backbone needs no autograd graph: the readout stage
+            # then costs a forward pass only.
+            with torch.set_grad_enabled(not stage.readout_only):
+                hidden = network.head.hidden(network.features(views))
+            z = network.head.readout(hidden)
+            loss = loss_fn(z[:batch_size], z[batch_size:])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            epoch_loss += loss.detach()
+        mean_loss = float(epoch_loss) / steps_per_epoch
+        if not np.isfinite(mean_loss):
+            raise FloatingPointError(
+                f"The loss became {mean_loss} in {stage.name}. Lower the learning rate (lr) "
+                "or check the images for extreme values."
+            )
+        yield mean_loss
+
+
+@torch.no_grad()
+def embed(
+    network: nn.Module,
+    batches,
+    *,
+    features: bool = False,
+    device: torch.device,
+) -> np.ndarray:
+    """Run ``network`` in eval mode over uint8 batches; return float32 ``(N, d)``.
+
+    ``batches`` yields uint8 tensors ``(n, C, H, W)``; with ``features=True``
+    the backbone features ``H`` are returned instead of the embedding.
+    """
+    was_training = network.training
+    network.eval()
+    try:
+        outputs = []
+        for batch in batches:
+            x = batch.to(device, non_blocking=True).float().div_(255)
+            out = network.features(x) if features else network(x)
+            outputs.append(out.float().cpu())
+        return torch.cat(outputs).numpy()
+    finally:
+        network.train(was_training)
