@@ -6,6 +6,7 @@ napari nor Qt; the napari plugin lives in :mod:`napari_tsimcne._widget`.
 
 __version__ = "0.1.0"
 
+from .callbacks import Callback  # noqa: E402
 from .estimator import TSimCNE, TrainingStopped  # noqa: E402
 
-__all__ = ["TSimCNE", "TrainingStopped", "__version__"]
+__all__ = ["Callback", "TSimCNE", "TrainingStopped", "__version__"]

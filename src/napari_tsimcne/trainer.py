@@ -14,15 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .callbacks import Callback
 from .loss import make_loss
 from .network import TSimCNENetwork
 from .schedule import Stage, learning_rate_factor
 
 __all__ = ["TrainingStopped", "train", "embed"]
-
-#: ``callback(stage_index, epoch, mean_loss) -> bool``; a true result stops training.
-Callback = Callable[[int, int, float], bool | None]
-
 
 class TrainingStopped(Exception):
     """Raised inside :func:`train` when a callback asks to stop."""
@@ -37,7 +34,7 @@ def train(
     batch_size: int,
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence = (),
     progress: Callable[[Stage], object] | None = None,
 ) -> list[np.ndarray]:
     """Train ``network`` in place through ``stages``.
@@ -56,7 +53,7 @@ def train(
         Images per step ``b``; the loss sees ``2b`` views.  The last partial
         batch of an epoch is dropped so that every step has ``2b`` views.
     callbacks
-        Called after every epoch; see :data:`Callback`.
+        Callables or :class:`napari_tsimcne.callbacks.Callback` objects.
     progress
         Optional factory of a progress bar (``update``/``set_postfix``/``close``)
         for a stage.
@@ -65,9 +62,21 @@ def train(
     -------
     Mean loss of every epoch, one float array per stage.  If a callback
     stops training, :class:`TrainingStopped` is raised with the history so far
-    as its ``history`` attribute.
+    as its ``history`` attribute and the network as trained up to then.
     """
+    stop_checks = [cb.should_stop for cb in callbacks if hasattr(cb, "should_stop")]
+    stage_end_hooks = [cb.on_stage_end for cb in callbacks if _overrides(cb, "on_stage_end")]
+
+    def stop_requested() -> bool:
+        return any(check() for check in stop_checks)
+
     history = []
+
+    def stop(where: str):
+        error = TrainingStopped(f"Training was stopped in {where}.")
+        error.history = [np.asarray(h, dtype=np.float32) for h in history]
+        raise error
+
     for stage_index, stage in enumerate(stages):
         if stage.new_readout:
             network.head.replace_readout(stage.out_dim)
@@ -75,25 +84,41 @@ def train(
         history.append(losses)
         bar = progress(stage) if progress else None
         try:
-            for epoch, loss in enumerate(_run_stage(network, images, stage, augment, batch_size,
-                                                    momentum, weight_decay)):
+            epochs = _run_stage(network, images, stage, augment, batch_size, momentum,
+                                weight_decay, stop_requested)
+            for epoch, loss in enumerate(epochs):
                 losses.append(loss)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.3f}")
                 if any([bool(callback(stage_index, epoch, loss)) for callback in callbacks]):
-                    error = TrainingStopped(f"stopped by a callback in {stage.name}, epoch {epoch}")
-                    error.history = [np.asarray(h, dtype=np.float32) for h in history]
-                    raise error
+                    stop(f"{stage.name}, epoch {epoch}")
         finally:
             if bar is not None:
                 bar.close()
+        if stop_requested():
+            stop(stage.name)
+        if stage_end_hooks:
+            embedding = embed(network, images.split(max(256, batch_size)), device=images.device)
+            for hook in stage_end_hooks:
+                hook(stage_index, embedding)
     network.set_trainable(readout_only=False)
     return [np.asarray(h, dtype=np.float32) for h in history]
 
 
-def _run_stage(network, images, stage, augment, batch_size, momentum, weight_decay):
-    """Generator: trains one stage, yielding the mean loss of every epoch."""
+def _overrides(callback, method: str) -> bool:
+    return hasattr(callback, method) and getattr(type(callback), method, None) is not getattr(
+        Callback, method
+    )
+
+
+def _run_stage(network, images, stage, augment, batch_size, momentum, weight_decay,
+               stop_requested):
+    """Generator: trains one stage, yielding the mean loss of every epoch.
+
+    Returns early, without a loss for the unfinished epoch, once
+    ``stop_requested()`` is true.
+    """
     loss_fn = make_loss(stage.loss)
     network.train()
     network.set_trainable(stage.readout_only)
@@ -111,6 +136,8 @@ def _run_stage(network, images, stage, augment, batch_size, momentum, weight_dec
         order = torch.randperm(n_images, device=images.device)
         epoch_loss = torch.zeros((), device=images.device)
         for step in range(steps_per_epoch):
+            if stop_requested():
+                return
             batch = images[order[step * batch_size : (step + 1) * batch_size]]
             with torch.no_grad():
                 x = batch.float().div_(255)
