@@ -91,7 +91,7 @@ def as_image_stack(X, *, what: str = "X", min_images: int = 1) -> ImageStack:
         h, w = stack.sizes[small[0]]
         raise ValueError(
             f"Image {small[0]} of {what} is {h}x{w} pixels; the backbones need at least "
-            f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}. Upsample the images or set image_size."
+            f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}. Upsample the images before passing them."
         )
     return stack
 

@@ -319,9 +319,11 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         The file opens with ``torch.load(weights_only=True)``; see :meth:`load`.
         """
         check_is_fitted(self, "model_")
-        params = {name: getattr(self, name) for name in _SAVED_PARAMS}
+        params = {name: _plain_value(getattr(self, name)) for name in _SAVED_PARAMS}
         if callable(params["augmentation"]):
             params["augmentation"] = None  # a user's function is not stored
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None  # nor is a RandomState's state
         state = {k: v.detach().cpu() for k, v in self.model_.state_dict().items()}
         return write_model_file(path, {
             "params": params,
@@ -333,7 +335,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             "embedding": torch.from_numpy(self.embedding_),
             "loss_history": [torch.from_numpy(h) for h in self.loss_history_],
             "stopped_early": self.stopped_early_,
-            "versions": {"napari-tsimcne": __version__, "torch": torch.__version__,
+            "versions": {"napari-tsimcne": __version__, "torch": str(torch.__version__),
                          "python": platform.python_version()},
         })
 
@@ -371,6 +373,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         tags.input_tags.three_d_array = True
         tags.requires_fit = True
         tags.non_deterministic = False
+        tags.transformer_tags.preserves_dtype = ["float32"]  # transform always returns float32
         return tags
 
 
@@ -387,6 +390,21 @@ def _set_channel_statistics(network: TSimCNENetwork, images: torch.Tensor) -> No
     std = (squares / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)
     network.channel_mean.copy_(mean.float())
     network.channel_std.copy_(std.float())
+
+
+def _plain_value(value):
+    """``value`` with numpy scalars and arrays as Python numbers, lists and tuples.
+
+    ``torch.load(weights_only=True)`` reads only plain values back, so a
+    parameter such as ``batch_size=np.int64(256)`` must be stored as an int.
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return _plain_value(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain_value(v) for v in value)
+    return value
 
 
 def _largest_power_of_two(n: int) -> int:

@@ -19,7 +19,7 @@ from .loss import make_loss
 from .network import TSimCNENetwork
 from .schedule import Stage, learning_rate_factor
 
-__all__ = ["TrainingStopped", "train", "embed"]
+__all__ = ["TrainingStopped", "embed", "train", "training_step"]
 
 class TrainingStopped(Exception):
     """Raised inside :func:`train` when a callback asks to stop."""
@@ -139,20 +139,9 @@ def _run_stage(network, images, stage, augment, batch_size, momentum, weight_dec
             if stop_requested():
                 return
             batch = images[order[step * batch_size : (step + 1) * batch_size]]
-            with torch.no_grad():
-                x = batch.float().div_(255)
-                views = augment(torch.cat([x, x]))
-            # A frozen backbone needs no autograd graph: the readout stage
-            # then costs a forward pass only.
-            with torch.set_grad_enabled(not stage.readout_only):
-                hidden = network.head.hidden(network.features(views))
-            z = network.head.readout(hidden)
-            loss = loss_fn(z[:batch_size], z[batch_size:])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            epoch_loss += training_step(network, batch, augment, loss_fn, optimizer,
+                                        readout_only=stage.readout_only)
             scheduler.step()
-            epoch_loss += loss.detach()
         mean_loss = float(epoch_loss) / steps_per_epoch
         if not np.isfinite(mean_loss):
             raise FloatingPointError(
@@ -160,6 +149,26 @@ def _run_stage(network, images, stage, augment, batch_size, momentum, weight_dec
                 "or check the images for extreme values."
             )
         yield mean_loss
+
+
+def training_step(network, batch, augment, loss_fn, optimizer, *, readout_only=False):
+    """One optimiser step on a uint8 batch ``(b, C, H, W)``; returns the loss (a tensor).
+
+    Both views of every image come from one batched call of ``augment``.
+    """
+    with torch.no_grad():
+        x = batch.float().div_(255)
+        views = augment(torch.cat([x, x]))
+    # A frozen backbone needs no autograd graph: the readout stage then costs
+    # a forward pass only.
+    with torch.set_grad_enabled(not readout_only):
+        hidden = network.head.hidden(network.features(views))
+    z = network.head.readout(hidden)
+    loss = loss_fn(z[: len(batch)], z[len(batch) :])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
 
 
 @torch.no_grad()

@@ -1,0 +1,429 @@
+"""The ``napari-tsimcne`` command line: ``fit``, ``transform``, ``demo`` and ``info``.
+
+Every command reports bad input (a missing file, an unreadable image, a
+parameter out of range) as one line ``napari-tsimcne: error: ...`` and exits
+with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from . import __version__
+from .datasets import FASHION_MNIST_CLASSES, load_digits_images, load_fashion_mnist
+from .estimator import TSimCNE
+from .imageio import ACCEPTED_INPUTS, read_images, write_embedding
+from .metrics import knn_accuracy
+from .plotting import plot_embedding
+from .schedule import make_stages
+
+__all__ = ["DEMO_SETTINGS", "FIT_DEFAULTS", "main"]
+
+PROG = "napari-tsimcne"
+
+#: Defaults of ``fit``: a map in minutes on a laptop CPU.  The paper trains
+#: (1000, 50, 450) epochs with batch size 1024 on a GPU.
+FIT_DEFAULTS = {"epochs": (40, 5, 15), "batch_size": 256}
+
+#: Training of ``demo``, one entry per dataset.  ``n_train`` and ``n_test``
+#: are the numbers of training and held-out images (a stratified sample);
+#: every other key is a :class:`~napari_tsimcne.TSimCNE` parameter.
+DEMO_SETTINGS = {
+    "digits": {
+        "n_train": 1437,
+        "n_test": 360,
+        "epochs": (50, 5, 25),
+        # Small batches give a small dataset more optimiser steps per epoch.
+        "batch_size": 64,
+        # The 8x8 digits are upsampled, and crops kept large, so that a crop
+        # still shows enough of the strokes to tell the digit.
+        "image_size": 16,
+        "augmentation": "natural",
+        "crop_scale": (0.5, 1.0),
+    },
+    "fashion-mnist": {
+        "n_train": 2000,
+        "n_test": 500,
+        "epochs": (20, 2, 8),
+        "batch_size": 128,
+        "augmentation": "natural",
+    },
+}
+
+#: Class names of the demo datasets, for the legend of the map.
+DEMO_CLASS_NAMES = {"digits": None, "fashion-mnist": FASHION_MNIST_CLASSES}
+
+#: Errors caused by the user's input, reported in one line without a traceback.
+#: (sklearn's NotFittedError is a ValueError; FileNotFoundError is an OSError.)
+USER_ERRORS = (ValueError, TypeError, OSError)
+
+
+def main(argv=None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help and usage errors, as a status rather than an exit
+        return exit_.code
+    try:
+        args.run(args)
+    except USER_ERRORS as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with its four sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Unsupervised 2-D maps of image collections with t-SimCNE "
+        "(Böhm, Berens & Kobak, ICLR 2023).",
+        epilog=f"Run '{PROG} COMMAND --help' for the options of a command. "
+        f"Start with '{PROG} demo'.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_fit_parser(commands)
+    _add_transform_parser(commands)
+    _add_demo_parser(commands)
+    _add_info_parser(commands)
+    return parser
+
+
+def _add_fit_parser(commands) -> None:
+    fit = commands.add_parser(
+        "fit", help="train a map of a collection of images",
+        description="Train t-SimCNE on a collection of images and write their 2-D map: "
+        "embedding.csv, embedding.npz, model.pt and map.png in the --out folder. The "
+        "defaults suit a CPU; on a GPU use more epochs and a larger batch.",
+    )
+    fit.add_argument("input", metavar="INPUT", help=f"the images: {ACCEPTED_INPUTS}")
+    _add_output_argument(fit, required=True)
+    _add_training_arguments(fit, epochs=FIT_DEFAULTS["epochs"],
+                            epochs_default=" ".join(map(str, FIT_DEFAULTS["epochs"])))
+    fit.add_argument(
+        "--batch-size", type=int, default=FIT_DEFAULTS["batch_size"], metavar="B",
+        help="images per training step, lowered to the number of images if larger "
+        "(default: %(default)s)",
+    )
+    fit.add_argument(
+        "--backbone", default="auto",
+        help="'resnet10', 'resnet18' or 'resnet34', optionally narrowed as in 'resnet10-w32'; "
+        "'auto' (the default) is resnet18 on a GPU and a narrower, faster ResNet on a CPU",
+    )
+    fit.add_argument(
+        "--augmentation", choices=("natural", "microscopy"), default="natural",
+        help="'natural' (the default) for photographs: SimCLR's crops, flips and colour "
+        "jitter; 'microscopy' for cells and tissue: also vertical flips, 90-degree "
+        "rotations and intensity jitter per channel",
+    )
+    fit.add_argument(
+        "--image-size", type=int, default=None, metavar="PIXELS",
+        help="resize the images to PIXELS x PIXELS (default: the size of a stack, the "
+        "median size of a folder of differently sized images)",
+    )
+    fit.add_argument(
+        "--lr", type=_learning_rate, default="auto",
+        help="peak learning rate (default: 'auto', 0.03 * batch size / 256 as in the paper)",
+    )
+    fit.set_defaults(run=run_fit)
+
+
+def _add_transform_parser(commands) -> None:
+    transform = commands.add_parser(
+        "transform", help="place new images on a trained map",
+        description="Place new images on the map of a model written by 'fit'. Writes "
+        "embedding.csv, embedding.npz and map.png (the training map in grey, the new "
+        "images as crosses) in the --out folder.",
+    )
+    transform.add_argument("model", metavar="MODEL", help="model file written by 'fit' (model.pt)")
+    transform.add_argument("input", metavar="INPUT", help=f"the new images: {ACCEPTED_INPUTS}")
+    _add_output_argument(transform, required=True)
+    _add_device_argument(transform)
+    transform.set_defaults(run=run_transform)
+
+
+def _add_demo_parser(commands) -> None:
+    demo = commands.add_parser(
+        "demo", help="map a bundled dataset and measure the map's quality",
+        description="Train on a labelled dataset that needs no download, place held-out "
+        "images with 'transform', and print the k-nearest-neighbour accuracy (k=15) of the "
+        "held-out images among the training images. Writes map.png, embedding.csv, "
+        "held_out.csv and model.pt in the --out folder. The training settings of each "
+        "dataset are in napari_tsimcne.cli.DEMO_SETTINGS.",
+    )
+    demo.add_argument(
+        "--dataset", choices=tuple(DEMO_SETTINGS), default="digits",
+        help="'digits': scikit-learn's 1,797 handwritten digits (8x8, bundled); "
+        "'fashion-mnist': Fashion-MNIST from Debian's dataset-fashion-mnist package "
+        "(default: %(default)s)",
+    )
+    demo.add_argument("--n-train", type=int, default=None, metavar="N",
+                      help=f"number of training images (default: {_demo_defaults('n_train')})")
+    demo.add_argument("--n-test", type=int, default=None, metavar="M",
+                      help=f"number of held-out images (default: {_demo_defaults('n_test')})")
+    _add_output_argument(demo, required=False)
+    _add_training_arguments(demo, epochs=None, seed=0, epochs_default=_demo_defaults("epochs"))
+    demo.set_defaults(run=run_demo)
+
+
+def _add_info_parser(commands) -> None:
+    info = commands.add_parser(
+        "info", help="describe a saved model",
+        description="Print the parameters, image shape, library versions and training "
+        "loss of a model file written by 'fit' or 'demo'.",
+    )
+    info.add_argument("model", metavar="MODEL", help="model file (model.pt)")
+    info.set_defaults(run=run_info)
+
+
+def _demo_defaults(key: str) -> str:
+    """``"digits: ..., fashion-mnist: ..."``: the demo settings' values of ``key``, for help texts."""
+    def text(value):
+        return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+    return ", ".join(f"{name}: {text(settings[key])}" for name, settings in DEMO_SETTINGS.items())
+
+
+def _add_output_argument(parser, *, required: bool) -> None:
+    default = None if required else Path("demo-output")
+    parser.add_argument(
+        "--out", type=Path, required=required, default=default, metavar="DIR",
+        help="folder for the results; created if missing, files in it are replaced"
+        + ("" if required else " (default: %(default)s)"),
+    )
+
+
+def _add_device_argument(parser) -> None:
+    parser.add_argument(
+        "--device", default="auto",
+        help="'auto' (the default: a CUDA GPU, then Apple's MPS, then the CPU), 'cpu', "
+        "'cuda', 'cuda:N' or 'mps'",
+    )
+
+
+def _add_training_arguments(parser, *, epochs, epochs_default: str, seed=None) -> None:
+    """Options shared by ``fit`` and ``demo``; ``epochs=None`` defers to the demo settings."""
+    parser.add_argument(
+        "--epochs", type=int, nargs="+", default=epochs, metavar="N",
+        help="epochs of pre-training, readout and fine-tuning (three numbers; the paper "
+        "uses 1000 50 450 on a GPU), or one number to train the 2-D map directly "
+        f"(default: {epochs_default})",
+    )
+    _add_device_argument(parser)
+    parser.add_argument(
+        "--seed", type=int, default=seed,
+        help="random seed; on a CPU the same seed gives the same map (default: "
+        + ("a random seed" if seed is None else "%(default)s") + ")",
+    )
+    parser.add_argument("--quiet", action="store_true", help="hide the progress bars")
+
+
+def _learning_rate(text: str):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
+# ---------------------------------------------------------------- commands
+def run_fit(args) -> None:
+    """``fit``: train on INPUT and write the map, the model and a plot to ``--out``."""
+    images, labels, files = read_images(args.input, return_files=True)
+    out = _output_folder(args.out)
+    estimator = TSimCNE(
+        epochs=tuple(args.epochs), batch_size=_batch_size(args.batch_size, len(images)),
+        backbone=args.backbone, augmentation=args.augmentation, lr=args.lr,
+        image_size=args.image_size, device=args.device, random_state=args.seed,
+        verbose=not args.quiet,
+    )
+    embedding, seconds = _timed(estimator.fit_transform, images)
+    written = [
+        write_embedding(out / "embedding.csv", embedding, labels, files),
+        write_embedding(out / "embedding.npz", embedding, labels, files),
+        estimator.save(out / "model.pt"),
+        plot_embedding(embedding, labels, out / "map.png",
+                       title=f"t-SimCNE map of {len(embedding)} images"),
+    ]
+    print(f"Trained on {len(embedding)} images ({_describe(estimator)}) in {_duration(seconds)}.")
+    _print_written(written)
+
+
+def run_transform(args) -> None:
+    """``transform``: place INPUT on the map of MODEL and write the result to ``--out``."""
+    estimator = TSimCNE.load(args.model, device=args.device)
+    images, labels, files = read_images(args.input, return_files=True)
+    out = _output_folder(args.out)
+    embedding, seconds = _timed(estimator.transform, images)
+    written = [
+        write_embedding(out / "embedding.csv", embedding, labels, files),
+        write_embedding(out / "embedding.npz", embedding, labels, files),
+        plot_embedding(
+            estimator.embedding_, path=out / "map.png", new_points=embedding,
+            title=f"{len(embedding)} new images on the map of {len(estimator.embedding_)} "
+            "training images",
+        ),
+    ]
+    print(f"Placed {len(embedding)} images on the map in {_duration(seconds)}.")
+    _print_written(written)
+
+
+def run_demo(args) -> None:
+    """``demo``: train on a bundled dataset, place held-out images and report kNN accuracy."""
+    settings = dict(DEMO_SETTINGS[args.dataset])
+    n_train, n_test = settings.pop("n_train"), settings.pop("n_test")
+    if args.n_train is not None:
+        n_train = args.n_train
+    if args.n_test is not None:
+        n_test = args.n_test
+    train_images, train_labels, test_images, test_labels = _demo_data(
+        args.dataset, n_train, n_test, args.seed
+    )
+    out = _output_folder(args.out)
+    if args.epochs is not None:
+        settings["epochs"] = tuple(args.epochs)
+    settings["batch_size"] = _batch_size(settings["batch_size"], len(train_images))
+    estimator = TSimCNE(**settings, device=args.device, random_state=args.seed,
+                        verbose=not args.quiet)
+    print(f"Training on {len(train_images)} {args.dataset} images ({_describe(estimator)}); "
+          f"{len(test_images)} images are held out.")
+    start = time.perf_counter()
+    embedding = estimator.fit_transform(train_images)
+    test_embedding = estimator.transform(test_images)
+    seconds = time.perf_counter() - start
+    accuracy = knn_accuracy(embedding, train_labels, test_embedding, test_labels, k=15)
+    written = [
+        plot_embedding(
+            embedding, train_labels, out / "map.png", new_points=test_embedding,
+            class_names=DEMO_CLASS_NAMES[args.dataset], new_points_label="held out",
+            title=f"t-SimCNE map of {args.dataset}: kNN accuracy of held-out images "
+            f"{accuracy:.1%}",
+        ),
+        write_embedding(out / "embedding.csv", embedding, train_labels),
+        write_embedding(out / "held_out.csv", test_embedding, test_labels),
+        estimator.save(out / "model.pt"),
+    ]
+    print(f"kNN accuracy (k=15) of the {len(test_images)} held-out images: {accuracy:.3f}")
+    print(f"Wall time (training and placing the held-out images): {_duration(seconds)}.")
+    _print_written(written)
+
+
+def run_info(args) -> None:
+    """``info``: print what a model file holds."""
+    estimator = TSimCNE.load(args.model, device="cpu")
+    height, width, channels = estimator.image_shape_
+    print(f"Model file:   {args.model}")
+    print(f"Images:       {height} x {width} pixels, {channels} channel(s); "
+          f"map of {len(estimator.embedding_)} training images")
+    print(f"Backbone:     {estimator.backbone_}")
+    print("Versions:     " + ", ".join(f"{name} {v}" for name, v in estimator.versions_.items()))
+    print("Parameters:")
+    for name, value in sorted(estimator.get_params().items()):
+        if name not in ("callbacks", "device", "verbose"):  # not properties of the model
+            print(f"  {name} = {value!r}")
+    print("Loss per stage (first epoch -> last epoch):")
+    stages = make_stages(estimator.epochs, lr=1.0)
+    for stage, losses in zip(stages, estimator.loss_history_):
+        print(f"  {stage.name:<13} {len(losses):>5} epochs  {losses[0]:.4f} -> {losses[-1]:.4f}")
+    if estimator.stopped_early_:
+        print("Training was stopped early.")
+
+
+# ----------------------------------------------------------------- helpers
+def _demo_data(dataset: str, n_train: int, n_test: int, seed):
+    """Stratified training and held-out images with labels of a demo dataset.
+
+    Digits are one pool split in two; Fashion-MNIST samples its training
+    images from the official training split and its held-out images from the
+    test split.
+    """
+    if dataset == "digits":
+        images, labels = load_digits_images()
+        _check_sample_size("--n-train", n_train, labels)
+        _check_sample_size("--n-test", n_test, labels)
+        if n_train + n_test > len(images):
+            raise ValueError(
+                f"--n-train {n_train} plus --n-test {n_test} exceed the {len(images)} digits."
+            )
+        train, test = _stratified_split(labels, n_train, n_test, seed)
+        return images[train], labels[train], images[test], labels[test]
+    train_images, train_labels = load_fashion_mnist("train")
+    test_images, test_labels = load_fashion_mnist("test")
+    _check_sample_size("--n-train", n_train, train_labels)
+    _check_sample_size("--n-test", n_test, test_labels)
+    train = _stratified_split(train_labels, n_train, None, seed)[0]
+    test = _stratified_split(test_labels, n_test, None, seed)[0]
+    return train_images[train], train_labels[train], test_images[test], test_labels[test]
+
+
+def _check_sample_size(option: str, n: int, labels: np.ndarray) -> None:
+    """A stratified sample needs one image per class and no more images than there are."""
+    n_classes = len(np.unique(labels))
+    if not n_classes <= n <= len(labels):
+        raise ValueError(
+            f"{option} must be between {n_classes} (one image per class) and {len(labels)}, got {n}."
+        )
+
+
+def _stratified_split(labels, n_first: int, n_second, seed) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of two disjoint stratified samples of ``labels``; ``n_second=None`` is the rest."""
+    indices = np.arange(len(labels))
+    if n_first == len(labels):
+        return indices, indices[:0]
+    return tuple(train_test_split(indices, train_size=n_first, test_size=n_second,
+                                  stratify=labels, random_state=seed))
+
+
+def _batch_size(requested: int, n_images: int) -> int:
+    """``requested``, lowered with a note to ``n_images`` if there are fewer images."""
+    if requested > n_images >= 2:
+        print(f"Note: batch size {requested} is larger than the {n_images} images; using {n_images}.")
+        return n_images
+    return requested
+
+
+def _output_folder(path: Path) -> Path:
+    """Create the output folder before training, so that a bad --out fails early."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} is a file; pass a folder for the results.")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _timed(function, *args):
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start
+
+
+def _describe(estimator: TSimCNE) -> str:
+    epochs = " ".join(str(e) for e in estimator.epochs)
+    return f"epochs {epochs}, batch size {estimator.batch_size}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds:02d} s"
+
+
+def _print_written(paths) -> None:
+    print("Wrote " + ", ".join(str(path) for path in paths))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

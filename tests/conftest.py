@@ -1,0 +1,94 @@
+"""Shared tiny data and estimator configurations for the core test suite.
+
+Everything is sized for a couple of CPU cores: 16x16 images, a ResNet-10 with
+8 channels in its first stage, a 64-wide projection head and single epochs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_tsimcne import TSimCNE
+
+# The tiny networks of the tests gain nothing from intra-op threads, and on a
+# busy machine OpenMP's thread synchronisation makes each layer hundreds of
+# times slower than a single thread.
+torch.set_num_threads(1)
+
+#: Parameters of a TSimCNE that trains in well under a second on a CPU.
+FAST_PARAMS = dict(
+    backbone="resnet10-w8",
+    epochs=(1, 1, 1),
+    batch_size=16,
+    hidden_dim=64,
+    random_state=0,
+    device="cpu",
+)
+
+N_IMAGES = 64
+IMAGE_SIDE = 16
+N_CLASSES = 4
+
+
+def make_class_images(n_images=N_IMAGES, side=IMAGE_SIDE, seed=0):
+    """Seeded uint8 images ``(n, side, side)`` of four visually distinct classes.
+
+    Class 0: horizontal stripes, 1: vertical stripes, 2: a bright centred
+    square on black, 3: a checkerboard; each image gets its own noise and
+    brightness so that no two images are identical.
+    """
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[:side, :side]
+    patterns = np.stack([
+        (rows // 2) % 2,
+        (cols // 2) % 2,
+        (abs(rows - side / 2 + 0.5) < side / 4) & (abs(cols - side / 2 + 0.5) < side / 4),
+        ((rows // 4) + (cols // 4)) % 2,
+    ]).astype(np.float64)
+    labels = np.arange(n_images) % N_CLASSES
+    brightness = rng.uniform(150, 230, size=(n_images, 1, 1))
+    noise = rng.normal(0, 12, size=(n_images, side, side))
+    images = patterns[labels] * brightness + 20 + noise
+    return np.clip(np.round(images), 0, 255).astype(np.uint8), labels
+
+
+@pytest.fixture(scope="session")
+def images():
+    """64 uint8 images ``(64, 16, 16)`` of 4 classes."""
+    return make_class_images()[0]
+
+
+@pytest.fixture(scope="session")
+def labels():
+    """Class of each image of :func:`images`."""
+    return make_class_images()[1]
+
+
+@pytest.fixture
+def make_estimator():
+    """Factory of fast estimators: ``make_estimator(**overrides)``."""
+
+    def make(**overrides):
+        return TSimCNE(**{**FAST_PARAMS, **overrides})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def fitted(images):
+    """A TSimCNE trained through all three stages on :func:`images`.
+
+    Shared by many tests: tests must not modify it (use ``sklearn.base.clone``
+    or ``pickle`` for a private copy).
+    """
+    return TSimCNE(**FAST_PARAMS).fit(images)
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_seed():
+    """Keep tests that seed torch's global generator from affecting each other."""
+    state = torch.random.get_rng_state()
+    yield
+    torch.random.set_rng_state(state)

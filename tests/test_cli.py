@@ -1,0 +1,237 @@
+"""The command line, run in-process on tiny inputs with 1-epoch stages.
+
+The images are the shared test images of ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from napari_tsimcne import TSimCNE
+from napari_tsimcne.cli import DEMO_SETTINGS, main
+from napari_tsimcne.datasets import FASHION_MNIST_DIR
+
+N_IMAGES = 40
+TINY_TRAINING = ["--epochs", "1", "1", "1", "--batch-size", "16", "--backbone", "resnet10-w8",
+                 "--device", "cpu", "--seed", "0", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def stack(images) -> np.ndarray:
+    """40 uint8 images (40, 16, 16) of the shared test images."""
+    return images[:N_IMAGES]
+
+
+@pytest.fixture(scope="module")
+def fit_output(stack, tmp_path_factory) -> Path:
+    """Output folder of one ``fit`` on a .npy stack, shared by the tests that read a model."""
+    folder = tmp_path_factory.mktemp("fit")
+    np.save(folder / "images.npy", stack)
+    assert main(["fit", str(folder / "images.npy"), "--out", str(folder / "out"), *TINY_TRAINING]) == 0
+    return folder / "out"
+
+
+def read_csv(path) -> list[dict]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def assert_png(path, min_side=300) -> None:
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert min(image.size) >= min_side
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.min() < 100, "the plot has no dark marks"
+
+
+def assert_map_files(out: Path, n_rows: int, extra_columns=()) -> list[dict]:
+    rows = read_csv(out / "embedding.csv")
+    assert len(rows) == n_rows
+    assert list(rows[0]) == ["index", "x", "y", *extra_columns]
+    assert [int(row["index"]) for row in rows] == list(range(n_rows))
+    with np.load(out / "embedding.npz") as saved:
+        assert saved["embedding"].shape == (n_rows, 2)
+        np.testing.assert_allclose(saved["embedding"][:, 0], [float(r["x"]) for r in rows], rtol=1e-6)
+    assert_png(out / "map.png")
+    return rows
+
+
+def test_fit_npy_writes_map_model_and_plot(fit_output):
+    rows = assert_map_files(fit_output, N_IMAGES)
+    model = TSimCNE.load(fit_output / "model.pt", device="cpu")
+    assert model.image_shape_ == (16, 16, 1)
+    assert [len(h) for h in model.loss_history_] == [1, 1, 1]
+    np.testing.assert_allclose(model.embedding_[:, 1], [float(r["y"]) for r in rows], rtol=1e-6)
+
+
+def test_fit_folder_of_differently_sized_pngs_lists_files(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    names = [f"cell_{i:02d}.png" for i in range(N_IMAGES)]
+    for name in reversed(names):  # written out of order: the CSV must follow the names
+        size = tuple(rng.integers(12, 24, size=2))
+        Image.fromarray(rng.integers(0, 256, size=size, dtype=np.uint8)).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+
+    assert main(["fit", str(folder), "--out", str(tmp_path / "out"), *TINY_TRAINING,
+                 "--batch-size", "64"]) == 0
+    rows = assert_map_files(tmp_path / "out", N_IMAGES, extra_columns=["file"])
+    assert [row["file"] for row in rows] == names
+    assert "batch size 64 is larger than the 40 images; using 40" in capsys.readouterr().out
+
+
+def test_fit_tiff_stack_and_printed_summary(stack, tmp_path, capsys):
+    rgb = np.repeat(stack[..., None], 3, axis=-1)
+    tifffile.imwrite(tmp_path / "stack.tif", rgb, photometric="rgb")
+    assert main(["fit", str(tmp_path / "stack.tif"), "--out", str(tmp_path / "out"),
+                 *TINY_TRAINING]) == 0
+    assert_map_files(tmp_path / "out", N_IMAGES)
+    printed = capsys.readouterr().out
+    assert f"Trained on {N_IMAGES} images" in printed and " s." in printed  # the wall time
+    assert str(tmp_path / "out" / "model.pt") in printed
+    assert TSimCNE.load(tmp_path / "out" / "model.pt").image_shape_ == (16, 16, 3)
+
+
+def write_idx_gz(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array in the IDX format of MNIST, gzipped."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        n.to_bytes(4, "big") for n in array.shape
+    )
+    with gzip.open(path, "wb") as file:
+        file.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fit_idx_reads_labels_beside_it(stack, tmp_path):
+    labels = np.arange(N_IMAGES) % 4
+    write_idx_gz(tmp_path / "train-images-idx3-ubyte.gz", stack)
+    write_idx_gz(tmp_path / "train-labels-idx1-ubyte.gz", labels)
+    assert main(["fit", str(tmp_path / "train-images-idx3-ubyte.gz"), "--out",
+                 str(tmp_path / "out"), *TINY_TRAINING]) == 0
+    rows = assert_map_files(tmp_path / "out", N_IMAGES, extra_columns=["label"])
+    assert [int(row["label"]) for row in rows] == labels.tolist()
+    with np.load(tmp_path / "out" / "embedding.npz") as saved:
+        np.testing.assert_array_equal(saved["labels"], labels)
+
+
+def test_transform_places_new_images(fit_output, stack, tmp_path, capsys):
+    np.save(tmp_path / "new.npy", stack[:7])
+    assert main(["transform", str(fit_output / "model.pt"), str(tmp_path / "new.npy"),
+                 "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    rows = assert_map_files(tmp_path / "out", 7)
+    # the training images, placed again, land where fit put them
+    fitted_rows = read_csv(fit_output / "embedding.csv")[:7]
+    np.testing.assert_allclose([float(r["x"]) for r in rows],
+                               [float(r["x"]) for r in fitted_rows], rtol=1e-4, atol=1e-4)
+    assert "Placed 7 images" in capsys.readouterr().out
+
+
+def test_info_prints_parameters_and_losses(fit_output, capsys):
+    assert main(["info", str(fit_output / "model.pt")]) == 0
+    printed = capsys.readouterr().out
+    assert "16 x 16 pixels, 1 channel(s)" in printed
+    assert "batch_size = 16" in printed
+    assert "torch" in printed
+    for stage in ("pre-training", "readout", "fine-tuning"):
+        assert stage in printed
+
+
+def test_demo_prints_accuracy_and_writes_map(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--n-train", "100", "--n-test", "30", "--out", str(out),
+                 "--epochs", "1", "1", "1", "--device", "cpu", "--quiet"]) == 0
+    accuracy_line = [line for line in capsys.readouterr().out.splitlines() if "kNN" in line]
+    assert accuracy_line[0].startswith("kNN accuracy (k=15) of the 30 held-out images: ")
+    assert 0 <= float(accuracy_line[0].rsplit(" ", 1)[1]) <= 1
+    assert_png(out / "map.png")
+    train_rows, test_rows = read_csv(out / "embedding.csv"), read_csv(out / "held_out.csv")
+    assert (len(train_rows), len(test_rows)) == (100, 30)
+    assert sorted({int(r["label"]) for r in train_rows}) == list(range(10))  # stratified
+    assert TSimCNE.load(out / "model.pt").image_shape_[:2] == (16, 16)
+
+
+@pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
+                    reason="Fashion-MNIST is not installed")
+def test_demo_fashion_mnist(tmp_path, capsys):
+    assert main(["demo", "--dataset", "fashion-mnist", "--n-train", "64", "--n-test", "20",
+                 "--out", str(tmp_path), "--epochs", "1", "--device", "cpu", "--quiet"]) == 0
+    assert "kNN accuracy (k=15) of the 20 held-out images" in capsys.readouterr().out
+    assert len(read_csv(tmp_path / "held_out.csv")) == 20
+    assert_png(tmp_path / "map.png")
+
+
+def test_demo_refuses_more_digits_than_exist(tmp_path, capsys):
+    assert main(["demo", "--n-train", "1700", "--n-test", "200", "--out", str(tmp_path)]) == 2
+    assert "exceed the 1797 digits" in capsys.readouterr().err
+
+
+def test_demo_settings_are_valid_estimator_parameters():
+    for settings in DEMO_SETTINGS.values():
+        params = {k: v for k, v in settings.items() if k not in ("n_train", "n_test")}
+        TSimCNE(**params)  # an unknown key raises TypeError
+        assert settings["n_train"] > 0 and settings["n_test"] > 0
+
+
+@pytest.mark.parametrize("make_input, message", [
+    (lambda d: d / "missing.npy", "does not exist"),
+    (lambda d: write_text(d / "notes.txt"), "not a supported input"),
+    (lambda d: write_text(d / "fake.npy"), "not a readable .npy"),
+    (lambda d: save_npy(d / "one.npy", np.zeros((16, 16))), "single 2-D image"),
+    (lambda d: d, "holds no image files"),
+])
+def test_bad_input_is_one_clear_error_line(tmp_path, capsys, make_input, message):
+    path = make_input(tmp_path)
+    assert main(["fit", str(path), "--out", str(tmp_path / "out"), *TINY_TRAINING]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("napari-tsimcne: error: ")
+    assert message in err and str(path) in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_parameters_and_model_file_are_errors(fit_output, stack, tmp_path, capsys):
+    np.save(tmp_path / "images.npy", stack)
+    assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
+                 *TINY_TRAINING, "--epochs", "1", "1"]) == 2
+    assert "epochs" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "images.npy")]) == 2
+    assert "not a napari-tsimcne model file" in capsys.readouterr().err
+    rgb = tmp_path / "rgb.npy"
+    np.save(rgb, np.repeat(stack[:3, ..., None], 3, axis=-1))
+    assert main(["transform", str(fit_output / "model.pt"), str(rgb), "--out", str(tmp_path)]) == 2
+    assert "channel" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main([]) == 2
+    assert main(["fit"]) == 2  # INPUT and --out missing
+    assert "usage:" in capsys.readouterr().err
+
+
+SCRIPT = Path(sys.executable).with_name("napari-tsimcne")
+
+
+@pytest.mark.skipif(not SCRIPT.exists(), reason="console script not installed beside python")
+def test_console_script_help():
+    result = subprocess.run([str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for command in ("fit", "transform", "demo", "info"):
+        assert command in result.stdout
+
+
+def write_text(path: Path) -> Path:
+    path.write_text("this is not an image\n")
+    return path
+
+
+def save_npy(path: Path, array: np.ndarray) -> Path:
+    np.save(path, array)
+    return path

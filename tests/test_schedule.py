@@ -1,0 +1,201 @@
+"""The staged training plan, its learning rates, and stage switching during training."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from napari_tsimcne import Callback
+from napari_tsimcne.augmentation import make_augmentation
+from napari_tsimcne.network import TSimCNENetwork
+from napari_tsimcne.schedule import (
+    default_learning_rate,
+    learning_rate_factor,
+    make_stages,
+)
+from napari_tsimcne.trainer import train
+
+
+def stage_table(stages, *fields):
+    return [tuple(getattr(stage, field) for field in fields) for stage in stages]
+
+
+def test_paper_plan_has_three_stages_with_the_papers_settings():
+    stages = make_stages((1000, 50, 450), lr=0.12)
+    assert stage_table(stages, "name", "epochs", "out_dim", "readout_only", "new_readout") == [
+        ("pre-training", 1000, 128, False, False),
+        ("readout", 50, 2, True, True),
+        ("fine-tuning", 450, 2, False, False),
+    ]
+    assert [stage.lr for stage in stages] == pytest.approx([0.12, 0.12, 0.12 / 1000])
+    assert stage_table(stages, "warmup_epochs", "anneal") == [(10, True), (0, False), (10, True)]
+    assert [stage.loss for stage in stages] == ["euclidean"] * 3
+
+
+def test_plan_passes_dimensions_and_pretraining_loss_on():
+    stages = make_stages((5, 2, 3), lr=0.1, out_dim=3, pretrain_dim=64, pretrain_loss="cosine")
+    assert stage_table(stages, "out_dim", "loss") == [
+        (64, "cosine"), (3, "euclidean"), (3, "euclidean")
+    ]
+
+
+def test_warmup_is_capped_at_a_tenth_of_each_stage():
+    stages = make_stages((20, 5, 30), lr=0.1, warmup_epochs=10)
+    assert [stage.warmup_epochs for stage in stages] == [2, 0, 3]
+
+
+@pytest.mark.parametrize("epochs", [(7,), 7])
+def test_single_count_trains_the_map_directly_in_one_stage(epochs):
+    (stage,) = make_stages(epochs, lr=0.05)
+    assert (stage.epochs, stage.out_dim, stage.lr) == (7, 2, 0.05)
+    assert stage.anneal and not stage.readout_only and not stage.new_readout
+    assert stage.warmup_epochs == pytest.approx(0.7)
+
+
+def test_without_readout_stage_fine_tuning_creates_the_new_readout():
+    stages = make_stages((5, 0, 3), lr=0.1)
+    assert stage_table(stages, "name", "new_readout", "readout_only", "out_dim") == [
+        ("pre-training", False, False, 128),
+        ("fine-tuning", True, False, 2),
+    ]
+
+
+def test_without_fine_tuning_the_plan_ends_with_the_readout_stage():
+    stages = make_stages((5, 3, 0), lr=0.1)
+    assert [stage.name for stage in stages] == ["pre-training", "readout"]
+
+
+@pytest.mark.parametrize("epochs", [
+    (0,), (0, 1, 1), (5, 0, 0), (1, 2), (1, 2, 3, 4), (), (-1,), (5, -1, 3), "ten", None,
+    (1.5, "x", 2),
+])
+def test_invalid_epochs_are_rejected(epochs):
+    with pytest.raises(ValueError, match=r"is not a training plan.*\(1000, 50, 450\)"):
+        make_stages(epochs, lr=0.1)
+
+
+@pytest.mark.parametrize("step, expected", [
+    (0, 0.1),                                  # warm-up starts at 1 / warmup_steps
+    (4, 0.5),
+    (9, 1.0),                                  # warm-up ends at the peak
+    (10, 1.0),                                 # annealing starts at the peak
+    (35, 0.5 * (1 + math.cos(math.pi / 4))),   # a quarter of the way through annealing
+    (60, 0.5),                                 # half way
+    (109, 0.5 * (1 + math.cos(math.pi * 99 / 100))),
+])
+def test_learning_rate_factor_warms_up_linearly_then_anneals_by_cosine(step, expected):
+    factor = learning_rate_factor(step, total_steps=110, warmup_steps=10, anneal=True)
+    assert factor == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("step, expected", [(0, 0.25), (3, 1.0), (4, 1.0), (50, 1.0)])
+def test_learning_rate_factor_without_annealing_stays_at_the_peak(step, expected):
+    assert learning_rate_factor(step, total_steps=60, warmup_steps=4, anneal=False) == expected
+
+
+def test_learning_rate_factor_without_warmup_starts_at_the_peak_and_decreases():
+    factors = [learning_rate_factor(step, 20, 0, anneal=True) for step in range(20)]
+    assert factors[0] == 1.0
+    assert all(later < earlier for earlier, later in zip(factors, factors[1:]))
+    assert factors[-1] < 0.01
+
+
+@pytest.mark.parametrize("batch_size, expected", [(256, 0.03), (1024, 0.12), (64, 0.0075)])
+def test_default_learning_rate_scales_linearly_with_batch_size(batch_size, expected):
+    assert default_learning_rate(batch_size) == pytest.approx(expected)
+
+
+# --------------------------------------------------------------------------
+# Stage switching while training
+
+
+class StageRecorder(Callback):
+    """Watches a network through training: trainable flags, weights, outputs."""
+
+    def __init__(self, network):
+        self.network = network
+        self.initial = self.parameters()
+        self.epoch_ends = []   # (stage, epoch, names of trainable parameters, parameter copies)
+        self.stage_ends = []   # (stage, embedding shape, parameter copies)
+
+    def parameters(self):
+        return {name: p.detach().clone() for name, p in self.network.named_parameters()}
+
+    def __call__(self, stage, epoch, loss):
+        trainable = {name for name, p in self.network.named_parameters() if p.requires_grad}
+        self.epoch_ends.append((stage, epoch, trainable, self.parameters()))
+        return False
+
+    def on_stage_end(self, stage, embedding):
+        self.stage_ends.append((stage, embedding.shape, self.parameters()))
+
+
+@pytest.fixture(scope="module")
+def staged_training(images):
+    torch.manual_seed(0)
+    images = torch.from_numpy(images[:, None].copy())
+    network = TSimCNENetwork("resnet10-w8", in_channels=1, out_dim=128, hidden_dim=32)
+    recorder = StageRecorder(network)
+    stages = make_stages((1, 2, 1), lr=0.05)
+    history = train(network, images, stages, make_augmentation("natural", 1, (16, 16)),
+                    batch_size=16, callbacks=[recorder])
+    return network, recorder, history
+
+
+def _changed(before, after, names):
+    return {name for name in names if not torch.equal(before[name], after[name])}
+
+
+READOUT = {"head.readout.weight", "head.readout.bias"}
+
+
+def test_readout_stage_trains_only_the_readout(staged_training):
+    network, recorder, _ = staged_training
+    all_names = {name for name, _ in network.named_parameters()}
+    trainable_by_stage = {(stage, epoch): names for stage, epoch, names, _ in recorder.epoch_ends}
+    assert trainable_by_stage == {
+        (0, 0): all_names, (1, 0): READOUT, (1, 1): READOUT, (2, 0): all_names
+    }
+
+    after_pretraining = recorder.stage_ends[0][2]
+    after_readout = recorder.stage_ends[1][2]
+    frozen = all_names - READOUT
+    assert _changed(after_pretraining, after_readout, frozen) == set()
+    # Between the two readout epochs only the readout moves.
+    first_epoch, second_epoch = (p for stage, _, _, p in recorder.epoch_ends if stage == 1)
+    assert _changed(first_epoch, second_epoch, all_names) == READOUT
+
+
+def test_pretraining_and_fine_tuning_train_the_whole_network(staged_training):
+    network, recorder, _ = staged_training
+    # The loss depends only on differences between outputs, so the readout
+    # bias gets no gradient; at lr / 1000 its weight decay is below float32's
+    # resolution.  Every other parameter must move.
+    names = {name for name, _ in network.named_parameters()} - {"head.readout.bias"}
+    after_pretraining = recorder.stage_ends[0][2]
+    after_readout = recorder.stage_ends[1][2]
+    after_fine_tuning = recorder.stage_ends[2][2]
+    assert _changed(recorder.initial, after_pretraining, names) == names
+    assert _changed(after_readout, after_fine_tuning, names) == names
+
+
+def test_stage_end_outputs_are_128_dimensional_then_2_dimensional(staged_training, images):
+    _, recorder, history = staged_training
+    n = len(images)
+    assert [(stage, shape) for stage, shape, _ in recorder.stage_ends] == [
+        (0, (n, 128)), (1, (n, 2)), (2, (n, 2))
+    ]
+    assert [len(losses) for losses in history] == [1, 2, 1]
+    assert all(np.isfinite(losses).all() for losses in history)
+
+
+def test_after_training_the_network_has_a_trainable_2d_readout(staged_training):
+    network, _, _ = staged_training
+    readout = network.head.readout
+    assert isinstance(readout, nn.Linear)
+    assert (readout.in_features, readout.out_features) == (32, 2)
+    assert all(p.requires_grad for p in network.parameters())
