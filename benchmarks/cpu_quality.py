@@ -69,14 +69,18 @@ def main():
     parser.add_argument("--budget-minutes", type=float)
     parser.add_argument("--split", type=float, nargs=3, default=[0.7, 0.05, 0.25])
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", default="auto")
+    parser.add_argument("--lr", nargs="+", default=["auto"],
+                        help="'auto', one peak rate, or one rate per stage")
     parser.add_argument("--hidden-dim", type=int, default=1024)
     parser.add_argument("--augmentation", default="natural")
     parser.add_argument("--crop-scale", type=float, nargs=2, default=[0.2, 1.0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baselines", action="store_true")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--name", default="cpu_quality")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     x_train, y_train = load_fashion_mnist("train")
     x_test, y_test = load_fashion_mnist("test")
@@ -88,7 +92,8 @@ def main():
                                     args.augmentation, tuple(args.crop_scale), args.hidden_dim)
         epochs = plan_epochs(60 * args.budget_minutes, epoch_s, args.split)
         print(f"{epoch_s:.1f} s per epoch -> epochs {epochs}", flush=True)
-    lr = args.lr if args.lr == "auto" else float(args.lr)
+    lr = "auto" if args.lr == ["auto"] else tuple(float(r) for r in args.lr)
+    lr = lr[0] if isinstance(lr, tuple) and len(lr) == 1 else lr
     estimator = TSimCNE(
         epochs=epochs, batch_size=args.batch_size, backbone=args.backbone, lr=lr,
         hidden_dim=args.hidden_dim, augmentation=args.augmentation,

@@ -36,6 +36,17 @@ def test_paper_plan_has_three_stages_with_the_papers_settings():
     assert [stage.loss for stage in stages] == ["euclidean"] * 3
 
 
+@pytest.mark.parametrize("epochs, lr", [((5, 2, 3), (0.2, 0.1, 0.01)), ((4,), (0.3,))])
+def test_a_tuple_gives_one_learning_rate_per_stage(epochs, lr):
+    assert tuple(stage.lr for stage in make_stages(epochs, lr=lr)) == pytest.approx(lr)
+
+
+@pytest.mark.parametrize("lr", [(0.1, 0.1), (0.1, 0.1, 0.1, 0.1), ("fast",), (0.1, -1.0, 0.1), 0.0])
+def test_learning_rates_that_do_not_fit_the_plan_are_rejected(lr):
+    with pytest.raises(ValueError, match="lr="):
+        make_stages((5, 2, 3), lr=lr)
+
+
 def test_plan_passes_dimensions_and_pretraining_loss_on():
     stages = make_stages((5, 2, 3), lr=0.1, out_dim=3, pretrain_dim=64, pretrain_loss="cosine")
     assert stage_table(stages, "out_dim", "loss") == [

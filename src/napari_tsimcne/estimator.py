@@ -84,9 +84,11 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         Augmentation preset (see :mod:`napari_tsimcne.augmentation`) or a
         callable mapping a float batch ``(N, C, H, W)`` in ``[0, 1]`` to one of
         the same shape.
-    lr : float or "auto", default "auto"
+    lr : float, tuple of float or "auto", default "auto"
         Peak learning rate of pre-training and readout; fine-tuning uses
-        ``lr / 1000``.  ``"auto"`` is the paper's ``0.03 * batch_size / 256``.
+        ``lr / 1000``.  A tuple gives one rate per stage.  ``"auto"`` is the
+        paper's ``0.03 * batch_size / 256``, tuned for its 1500 epochs; short
+        CPU schedules learn faster with larger rates (``benchmarks/RESULTS.md``).
     image_size : int, (int, int) or None, default None
         Size ``(H, W)`` the images are resized to.  ``None`` keeps the size of
         an array stack and uses the median size for a list of images of
@@ -197,7 +199,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         device = resolve_device(self.device)
         backbone = self._resolve_backbone(device)
         image_size = self._resolve_image_size(stack)
-        lr = default_learning_rate(batch_size) if self.lr == "auto" else float(self.lr)
+        lr = default_learning_rate(batch_size) if _is_auto(self.lr) else self.lr
         stages = make_stages(
             self.epochs, lr=lr, out_dim=self.out_dim, pretrain_dim=self.pretrain_dim,
             pretrain_loss=self.pretrain_loss, warmup_epochs=self.warmup_epochs,
@@ -405,6 +407,10 @@ def _plain_value(value):
     if isinstance(value, (list, tuple)):
         return type(value)(_plain_value(v) for v in value)
     return value
+
+
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value == "auto"
 
 
 def _largest_power_of_two(n: int) -> int:

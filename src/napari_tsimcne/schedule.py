@@ -74,7 +74,7 @@ def _warmup(epochs: int, warmup_epochs: float) -> float:
 def make_stages(
     epochs,
     *,
-    lr: float,
+    lr,
     out_dim: int = 2,
     pretrain_dim: int = 128,
     pretrain_loss: str = "euclidean",
@@ -82,20 +82,23 @@ def make_stages(
 ) -> list[Stage]:
     """Build the stages for ``epochs``, a tuple of one or three epoch counts.
 
+    ``lr`` is the peak learning rate, a float (fine-tuning then uses
+    ``lr / 1000``, as in the paper) or a tuple with one rate per stage.
     Stages with 0 epochs are dropped, except that pre-training is needed
     before the readout can be swapped.
     """
     epochs = _check_epochs(epochs)
+    lrs = _stage_learning_rates(lr, len(epochs))
     if len(epochs) == 1:
         (n,) = epochs
-        return [Stage("training", n, out_dim, lr, _warmup(n, warmup_epochs), anneal=True)]
+        return [Stage("training", n, out_dim, lrs[0], _warmup(n, warmup_epochs), anneal=True)]
     pretrain, readout, finetune = epochs
     stages = [
-        Stage(STAGE_NAMES[0], pretrain, pretrain_dim, lr, _warmup(pretrain, warmup_epochs),
+        Stage(STAGE_NAMES[0], pretrain, pretrain_dim, lrs[0], _warmup(pretrain, warmup_epochs),
               anneal=True, loss=pretrain_loss),
-        Stage(STAGE_NAMES[1], readout, out_dim, lr, 0, anneal=False,
+        Stage(STAGE_NAMES[1], readout, out_dim, lrs[1], 0, anneal=False,
               readout_only=True, new_readout=True),
-        Stage(STAGE_NAMES[2], finetune, out_dim, lr / 1000, _warmup(finetune, warmup_epochs),
+        Stage(STAGE_NAMES[2], finetune, out_dim, lrs[2], _warmup(finetune, warmup_epochs),
               anneal=True),
     ]
     if readout == 0:  # the fresh readout is then created at the start of fine-tuning
@@ -119,6 +122,24 @@ def _check_epochs(epochs) -> tuple[int, ...]:
             "the sum of the last two must be positive."
         )
     return epochs
+
+
+def _stage_learning_rates(lr, n_stages: int) -> tuple[float, ...]:
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool):
+        rates = (lr, lr, lr / 1000)[:n_stages] if n_stages == 3 else (lr,)
+    else:
+        try:
+            rates = tuple(float(r) for r in lr)
+        except (TypeError, ValueError):
+            rates = ()
+        if len(rates) != n_stages:
+            raise ValueError(
+                f"lr={lr!r} does not fit {n_stages} stage(s): pass one number (fine-tuning then "
+                f"uses lr/1000) or one learning rate per stage."
+            )
+    if not all(r > 0 for r in rates):
+        raise ValueError(f"Learning rates must be positive, got lr={lr!r}.")
+    return tuple(float(r) for r in rates)
 
 
 def learning_rate_factor(step: int, total_steps: int, warmup_steps: int, anneal: bool) -> float:
