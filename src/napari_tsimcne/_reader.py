@@ -1,0 +1,61 @@
+"""napari reader: a map table (CSV with x, y columns) or a t-SimCNE model file (.pt).
+
+A table becomes a map layer with all its columns as features.  A model file
+becomes the map of the images it was trained on (stored in the file), with
+the model attached, so that new images can be placed on it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .explore import ImageMap, map_layer_data, map_table, read_map_csv
+
+__all__ = ["napari_get_reader"]
+
+
+def napari_get_reader(path):
+    """Return a reader for one ``.csv`` map table or ``.pt`` model file, else ``None``."""
+    if not isinstance(path, (str, Path)):
+        return None
+    path = Path(path)
+    if path.suffix.lower() == ".csv" and _has_map_columns(path):
+        return read_map_table
+    if path.suffix.lower() == ".pt" and _is_model_file(path):
+        return read_model
+    return None
+
+
+def _has_map_columns(path: Path) -> bool:
+    try:
+        columns = pd.read_csv(path, nrows=0).columns
+    except (OSError, ValueError, pd.errors.ParserError):
+        return False
+    return {"x", "y"} <= set(columns)
+
+
+def _is_model_file(path: Path) -> bool:
+    from .persistence import read_model_file  # imports torch: only for .pt files
+
+    try:
+        read_model_file(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def read_map_table(path):
+    """Layer data of a map from a CSV table with columns index, x, y and any features."""
+    record = ImageMap(table=read_map_csv(path))
+    return [map_layer_data(record, f"{Path(path).stem} map")]
+
+
+def read_model(path):
+    """Layer data of the map stored in a model file, with the model attached."""
+    from .estimator import TSimCNE
+
+    model = TSimCNE.load(path)
+    record = ImageMap(table=map_table(model.embedding_), model=model)
+    return [map_layer_data(record, f"{Path(path).stem} map")]

@@ -1,0 +1,1062 @@
+"""napari widgets: train a t-SimCNE map of an image collection, and explore it.
+
+* :class:`TrainWidget` (magicgui) takes the images from Image layers (a stack,
+  or one crop per object of a Labels layer), trains in a worker thread with
+  live progress and Cancel, and saves, loads and applies models.
+* :class:`ExploreWidget` (Qt) shows the images of the selected points as a
+  gallery, colours the map by a feature, lists outliers and near-duplicates,
+  lays thumbnails on the map and exports the table.
+
+The computations live in :mod:`napari_tsimcne.explore`,
+:mod:`napari_tsimcne.crops` and :mod:`napari_tsimcne.session`; this module
+only connects them to napari.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, Label, LineEdit, ProgressBar, PushButton, Select, SpinBox
+from napari.layers import Image, Labels, Points, Shapes
+from napari.layers.base import ActionType
+from napari.layers.points._points_mouse_bindings import select as napari_select
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, QRect, Qt, QTimer, Signal
+from qtpy.QtGui import QColor, QImage, QPainter, QPixmap
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import crops, explore, session
+from .estimator import TSimCNE
+from .explore import MAP_KEY, ChannelDisplay, ImageMap, ImageSource
+
+__all__ = ["ExploreWidget", "TrainWidget", "show_map"]
+
+#: Metadata key that marks the layers this plugin draws besides maps (thumbnails, lasso).
+HELPER_KEY = "napari-tsimcne helper"
+#: Most images shown at once in the gallery.
+GALLERY_LIMIT = 100
+#: Pixels between the images of the gallery.
+GALLERY_GAP = 2
+#: Outliers listed.
+OUTLIER_LIST_LENGTH = 25
+#: What the explore widget says while nothing is selected.
+SELECTION_HINT = ("Click a point, drag a box around points (select mode), or use Lasso; "
+                  "the gallery shows their images.")
+#: Gap between the image and the map placed beside it, as a fraction of the map's side.
+MAP_GAP = 0.1
+
+
+# ============================================================ maps as Points layers
+def map_record(layer) -> ImageMap | None:
+    """The :class:`ImageMap` behind a map layer, or ``None`` for any other layer."""
+    record = getattr(layer, "metadata", {}).get(MAP_KEY)
+    return record if isinstance(layer, Points) and isinstance(record, ImageMap) else None
+
+
+def _is_plugin_layer(layer) -> bool:
+    return map_record(layer) is not None or HELPER_KEY in layer.metadata
+
+
+def show_map(viewer, record: ImageMap, name: str, layer: Points | None = None) -> Points:
+    """Draw ``record`` in ``layer`` (updated in place) or in a new Points layer called ``name``.
+
+    The layer is protected against accidental edits (see :func:`protect_map`).
+    """
+    if layer is None:
+        data, kwargs, _ = explore.map_layer_data(record, name)
+        layer = viewer.add_points(data, **kwargs)
+    else:
+        _redraw(layer, record)
+    protect_map(layer)
+    return layer
+
+
+def _redraw(layer: Points, record: ImageMap) -> None:
+    """Make ``layer`` show ``record``: coordinates, table, colours, size and placement."""
+    data, kwargs, _ = explore.map_layer_data(record, layer.name)
+    layer.metadata[MAP_KEY] = record  # first, so the edit guard sees the new positions
+    layer.selected_data = set()
+    layer.data = data
+    for name in ("features", "face_color", "size", "scale", "translate"):
+        setattr(layer, name, kwargs[name])
+
+
+def protect_map(layer: Points) -> None:
+    """Keep a map's points where they are, whatever the user does with the layer.
+
+    In select mode, pressing on a point selects it but dragging does not move
+    it; points moved, added or deleted any other way are put back.  Safe to
+    call more than once.
+    """
+    if _keep_points_in_place in layer.events.data.callbacks:
+        return
+    layer.events.data.connect(_keep_points_in_place)
+    layer.events.mode.connect(_on_mode_changed)
+    _use_select_without_moving(layer)
+
+
+def _keep_points_in_place(event) -> None:
+    layer = event.source
+    record = map_record(layer)
+    if record is None or event.action not in (ActionType.ADDED, ActionType.REMOVED,
+                                               ActionType.CHANGED):
+        return
+    if layer.data.shape != record.coordinates.shape or not np.allclose(
+        layer.data, record.coordinates
+    ):
+        _redraw(layer, record)
+
+
+def _on_mode_changed(event) -> None:
+    _use_select_without_moving(event.source)
+
+
+def _use_select_without_moving(layer: Points) -> None:
+    # napari's select mode drags the selected points when the press lands on
+    # one; a map's positions are results, so that drag is swapped out here.
+    callbacks = layer.mouse_drag_callbacks
+    if napari_select in callbacks:
+        callbacks[callbacks.index(napari_select)] = _select_without_moving
+    if layer.mode != "select" and _select_without_moving in callbacks:
+        callbacks.remove(_select_without_moving)
+
+
+def _select_without_moving(layer: Points, event):
+    """napari's select drag, except that a press on a point only selects it."""
+    on_point = layer.get_value(event.position, view_direction=event.view_direction,
+                               dims_displayed=event.dims_displayed, world=True)
+    if on_point is None or "Shift" in event.modifiers or "Control" in event.modifiers:
+        yield from napari_select(layer, event)
+        return
+    layer.selected_data = {on_point}
+    yield
+    while event.type == "mouse_move":
+        yield
+
+
+def _frame_beside(viewer, layer_name: str | None, coordinates) -> explore.MapFrame:
+    """Place a map as a square beside the image layer ``layer_name``, as tall as its image."""
+    if layer_name not in viewer.layers:
+        return explore.fit_frame(coordinates)
+    extent = viewer.layers[layer_name].extent
+    low, high, step = extent.world[0, -2:], extent.world[1, -2:], extent.step[-2:]
+    side = float(high[0] - low[0] + step[0])
+    return explore.fit_frame(coordinates, top=float(low[0] - step[0] / 2),
+                             left=float(high[1] + step[1] / 2 + MAP_GAP * side), side=side)
+
+
+def jump_to_image(viewer, record: ImageMap, row: int) -> None:
+    """Show image ``row`` of the map where it lives: its stack position, its object's label."""
+    source = record.source
+    if source is None:
+        return
+    item = record.table.iloc[row]
+    position = item["frame"] if source.labels else item["index"]
+    if source.stack_axis is not None and source.layer in viewer.layers:
+        layer = viewer.layers[source.layer]
+        data_position = np.zeros(layer.ndim)
+        data_position[source.stack_axis] = position
+        world = layer.data_to_world(data_position)
+        axis = viewer.dims.ndim - layer.ndim + source.stack_axis
+        viewer.dims.set_point(axis, world[source.stack_axis])
+    if source.labels in viewer.layers:
+        viewer.layers[source.labels].selected_label = int(item["label"])
+
+
+def _display_of(layers) -> ChannelDisplay:
+    """How the image layers colour their channels: contrast limits and colormap's top colour."""
+    specs = []
+    for layer in layers:
+        layout = crops.describe_layout(layer.data.shape, layer.rgb, name=layer.name,
+                                       single_ok=True)
+        color = None if layer.rgb else tuple(layer.colormap.map(np.array([1.0]))[0, :3])
+        specs.append((layout.n_channels, tuple(layer.contrast_limits), color))
+    return ChannelDisplay.for_layers(specs)
+
+
+# ================================================================ training widget
+class _ProgressRelay(QObject):
+    """Carries progress events from the training thread to the main thread."""
+
+    event = Signal(object)
+
+
+class TrainWidget(Container):
+    """Train a map of the images in Image layers, watch it grow, save and apply the model."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self._viewer = napari_viewer
+        self._worker = None
+        self._progress = None
+        self._relay = _ProgressRelay()
+        self._relay.event.connect(self._on_progress)
+        self._run = None  # the run in progress: map layer, its previous record, input
+        self._input_key = None  # the input the defaults were last set for
+
+        self._images = Select(
+            label="Images", choices=self._image_choices,
+            tooltip="A stack (N, H, W), an RGB stack, or a multichannel stack. Several "
+                    "layers of the same shape are used as the channels of one stack.",
+        )
+        self._objects = ComboBox(
+            label="Objects", choices=self._labels_choices,
+            tooltip="Optional Labels layer: train on one crop per labelled object, "
+                    "centred on it, instead of on the images of a stack.",
+        )
+        self._images.native.setMaximumHeight(90)
+        self._crop_size = SpinBox(label="Crop size (px)", min=8, max=512, step=8, value=64)
+        self._summary = Label(value="")
+        self._schedule = ComboBox(label="Schedule", choices=[*session.SCHEDULES, "custom"],
+                                  value="quick",
+                                  tooltip="quick: a short schedule for a first look on a CPU; "
+                                          "paper: the published schedule, for a GPU.")
+        self._epochs = LineEdit(label="Epochs per stage", value=_epochs_text(session.SCHEDULES["quick"]),
+                                tooltip="pre-training, readout, fine-tuning (or one number)")
+        self._batch_size = SpinBox(label="Batch size", min=2, max=4096, value=256,
+                                   tooltip="Images per training step; at most the number of images.")
+        self._image_size = ComboBox(label="Image size", choices=self._image_size_choices,
+                                    tooltip="Images are resized to this for training; smaller trains faster.")
+        self._augmentation = ComboBox(label="Augmentation", choices=["microscopy", "natural"],
+                                      tooltip="microscopy: flips, rotations, per-channel "
+                                              "intensity. natural: the paper's set for photographs.")
+        self._backbone = ComboBox(label="Network",
+                                  choices=[(text, name) for name, text in session.BACKBONES.items()])
+        self._device = ComboBox(label="Device", choices=session.available_devices())
+        self._seed = SpinBox(label="Random seed", min=0, max=2**31 - 1, value=0)
+        self._train_button = PushButton(text="Train")
+        self._progress_bar = ProgressBar(value=0, min=0, max=1, label="Progress")
+        self._status = Label(value="Select a stack of images and press Train.")
+        for label in (self._summary, self._status):
+            label.native.setWordWrap(True)
+            label.native.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+            label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self._map = ComboBox(label="Map", choices=self._map_choices,
+                             tooltip="The map whose model is saved or used to place images.")
+        self._save_button = PushButton(text="Save model…")
+        self._load_button = PushButton(text="Load model…")
+        self._place_button = PushButton(text="Place images on map",
+                                        tooltip="Put the selected images on the chosen map "
+                                                "with its model, without training.")
+        self.extend([
+            self._images, self._objects, self._crop_size, self._summary, self._schedule,
+            self._epochs, self._batch_size, self._image_size, self._augmentation,
+            self._backbone, self._device, self._seed, self._train_button,
+            self._progress_bar, self._status, self._map,
+            Container(widgets=[self._save_button, self._load_button], layout="horizontal",
+                      labels=False),
+            self._place_button,
+        ])
+        self._images.changed.connect(self._on_input_changed)
+        self._objects.changed.connect(self._on_input_changed)
+        self._crop_size.changed.connect(self._on_input_changed)
+        self._device.changed.connect(self._on_input_changed)
+        self._schedule.changed.connect(self._on_schedule_changed)
+        self._epochs.changed.connect(self._on_epochs_edited)
+        self._train_button.changed.connect(self._on_train_clicked)
+        self._save_button.changed.connect(self._ask_save_model)
+        self._load_button.changed.connect(self._ask_load_model)
+        self._place_button.changed.connect(self.place_images)
+        self.native.destroyed.connect(self._stop_quietly)
+        self.reset_choices()
+
+    # ------------------------------------------------------------------ inputs
+    def _image_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers
+                if isinstance(layer, Image) and not _is_plugin_layer(layer)]
+
+    def _labels_choices(self, _widget=None):
+        return [("none: train on the stack", None)] + [
+            (layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Labels)
+        ]
+
+    def _map_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers if map_record(layer)]
+
+    def _image_size_choices(self, _widget=None):
+        native = self._native_size()
+        if native is None:
+            return [("as is", None)]
+        smaller = [size for size in (96, 64, 48, 32, 24, 16) if size < min(native)]
+        return [(f"as is ({native[0]}×{native[1]} px)", None)] + [
+            (f"{size} px", size) for size in smaller
+        ]
+
+    def reset_choices(self, *_):
+        """Refresh the layer lists (napari calls this when layers change) and the defaults."""
+        super().reset_choices()
+        if not self._images.value:
+            candidates = [layer for _, layer in self._image_choices()]
+            chosen = crops.default_channel_layers(
+                [layer.data.shape for layer in candidates], [layer.rgb for layer in candidates]
+            )
+            self._images.value = [candidates[i] for i in chosen]
+        self._on_input_changed()
+
+    def _layouts(self):
+        """Layouts (see :func:`crops.describe_layout`) of the selected layers; may raise ValueError."""
+        single_ok = self._objects.value is not None
+        return [crops.describe_layout(layer.data.shape, layer.rgb, name=layer.name,
+                                      single_ok=single_ok) for layer in self._images.value]
+
+    def _native_size(self) -> tuple[int, int] | None:
+        if self._objects.value is not None:
+            return (self._crop_size.value,) * 2
+        try:
+            layouts = self._layouts()
+        except ValueError:
+            return None
+        return layouts[0].size if layouts else None
+
+    def _on_input_changed(self, *_):
+        """Describe the training set; reset the defaults that depend on it when it changed."""
+        self._crop_size.visible = self._objects.value is not None
+        key = (tuple(id(layer) for layer in self._images.value), id(self._objects.value),
+               self._crop_size.value, self._device.value)
+        if key == self._input_key:  # layers came or went elsewhere: keep the user's edits
+            return
+        self._input_key = key
+        self._image_size.reset_choices()
+        try:
+            layouts = self._layouts()
+        except ValueError as error:
+            self._summary.value = str(error)
+            return
+        if not layouts:
+            self._summary.value = "No image layer selected."
+            return
+        channels = sum(layout.n_channels for layout in layouts)
+        if self._objects.value is not None:
+            size = self._crop_size.value
+            self._summary.value = (f"One {size}×{size} px crop per object of "
+                                   f"'{self._objects.value.name}', {channels} channel(s)")
+            n_images = session.CPU_BATCH_SIZE  # unknown until cropped; clamped then
+        else:
+            n_images = layouts[0].n_images
+            height, width = layouts[0].size
+            self._summary.value = f"{n_images} images, {height}×{width} px, {channels} channel(s)"
+        device = self._device.value
+        self._batch_size.value = session.default_batch_size(n_images, device)
+        self._image_size.value = session.default_image_size(*self._native_size(), device)
+        self._augmentation.value = "natural" if self._images.value[0].rgb else "microscopy"
+
+    def _on_schedule_changed(self, name: str):
+        if name in session.SCHEDULES:
+            self._epochs.value = _epochs_text(session.SCHEDULES[name])
+
+    def _on_epochs_edited(self, text: str):
+        presets = {_epochs_text(epochs): name for name, epochs in session.SCHEDULES.items()}
+        self._schedule.value = presets.get(text.strip(), "custom")
+
+    def settings(self) -> session.TrainingSettings:
+        """The form's choices; raises ValueError for unreadable epochs."""
+        return session.TrainingSettings(
+            epochs=session.parse_epochs(self._epochs.value), batch_size=self._batch_size.value,
+            image_size=self._image_size.value, augmentation=self._augmentation.value,
+            backbone=self._backbone.value, device=self._device.value, seed=self._seed.value,
+        )
+
+    # ---------------------------------------------------------------- training
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def _on_train_clicked(self, *_):
+        if self.running:
+            self.cancel()
+        else:
+            self.train()
+
+    def train(self) -> None:
+        """Start training on the selected images in a worker thread."""
+        if self.running:
+            return
+        try:
+            settings = self.settings()
+            request, run = self._request(min_images=2)
+        except ValueError as error:
+            show_error(str(error))
+            return
+        existing = self._viewer.layers[run.name] if run.name in self._viewer.layers else None
+        run.layer = existing if map_record(existing) else None
+        run.previous = map_record(run.layer)
+        self._progress = session.TrainingProgress(settings.epochs, self._relay.event.emit)
+        self._progress_bar.max = self._progress.total_epochs
+        self._progress_bar.value = 0
+        self._status.value = "Preparing the images…"
+        self._train_button.text = "Cancel"
+        self._start(run, self._on_training_returned, _prepare_and_train, request, settings,
+                    self._progress)
+
+    def _request(self, min_images: int) -> tuple[crops.TrainingRequest, _Run]:
+        """What to train on (or place), and a run record named after the first image layer."""
+        layers = list(self._images.value)
+        if not layers:
+            raise ValueError("Select the Image layer(s) holding your images first.")
+        labels = self._objects.value
+        request = crops.TrainingRequest(
+            arrays=[layer.data for layer in layers], rgb=[layer.rgb for layer in layers],
+            names=[layer.name for layer in layers],
+            labels=None if labels is None else labels.data, crop_size=self._crop_size.value,
+            min_images=min_images,
+        )
+        run = _Run(name=f"{layers[0].name} map", display=_display_of(layers),
+                   source_layer=layers[0].name, labels_layer=None if labels is None else labels.name,
+                   user_features=layers[0].metadata)
+        return request, run
+
+    def _start(self, run: _Run, on_returned, function, *args) -> None:
+        """Run ``function(*args)`` in a worker thread; ``on_returned`` gets its :class:`Outcome`."""
+        self._run = run
+        self._worker = create_worker(session.capture, function, *args)
+        self._worker.returned.connect(on_returned)
+        self._worker.finished.connect(self._on_worker_finished)
+        self._worker.start()
+
+    def cancel(self) -> None:
+        """Ask training to stop; it stops before its next optimiser step."""
+        if self._progress is not None:
+            self._stop_quietly()
+            self._status.value = "Stopping…"
+
+    def _stop_quietly(self, *_):
+        """Stop training without touching the widgets, which may be gone."""
+        if self._progress is not None:
+            self._progress.stop()
+
+    def _on_progress(self, event: session.ProgressEvent):
+        self._progress_bar.value = event.done
+        self._status.value = event.describe()
+        if event.embedding is not None and self._run is not None:
+            record = ImageMap(table=explore.map_table(event.embedding), preview=event.preview)
+            self._show_run_map(record)
+            self._status.value = (f"{event.describe()} · map shown"
+                                  + (" (preview: PCA of the 128-D output)" if event.preview else ""))
+
+    def _show_run_map(self, record: ImageMap) -> None:
+        run = self._run
+        record.frame = _frame_beside(self._viewer, run.source_layer, record.coordinates)
+        if run.layer is not None and run.layer not in self._viewer.layers:
+            run.layer = None  # deleted by the user while training ran
+        created = run.layer is None
+        run.layer = show_map(self._viewer, record, run.name, run.layer)
+        run.layer.name = run.name + (" (preview)" if record.preview else "")
+        run.created |= created
+        if created:
+            self._viewer.reset_view()
+
+    def _on_training_returned(self, outcome: session.Outcome):
+        run = self._run
+        if outcome.error is not None:
+            self._restore_previous(run)
+            if outcome.stopped:
+                self._status.value = "Stopped before the 2-D map existed; the previous result is kept."
+            else:
+                self._status.value = "Training failed; see the message."
+                show_error(outcome.error)
+            return
+        prepared, result = outcome.value
+        table = explore.map_table(result.embedding, _extra_features(prepared, run.user_features))
+        record = ImageMap(
+            table=table, images=prepared.images, display=run.display, features=result.features,
+            model=result.model, source=ImageSource(run.source_layer, prepared.stack_axis,
+                                                   run.labels_layer),
+        )
+        self._show_run_map(record)
+        run.layer.mode = "select"
+        self._viewer.layers.selection.active = run.layer
+        n = len(table)
+        self._status.value = (f"Map of {n} images; stopped early by Cancel." if result.stopped_early
+                              else f"Done: map of {n} images.")
+        self._open_explorer()
+
+    def _restore_previous(self, run) -> None:
+        if run.layer is None or run.layer not in self._viewer.layers:
+            return
+        if run.previous is not None:
+            _redraw(run.layer, run.previous)
+            run.layer.name = run.name
+        elif run.created:
+            self._viewer.layers.remove(run.layer)
+
+    def _on_worker_finished(self):
+        self._worker = None
+        self._progress = None
+        self._run = None
+        self._train_button.text = "Train"
+
+    def _open_explorer(self) -> None:
+        try:
+            self._viewer.window.add_plugin_dock_widget("napari-tsimcne", "Explore map",
+                                                       tabify=True)
+        except (KeyError, ValueError):
+            pass  # not installed as a plugin (e.g. used from a script); the map still works
+
+    # ------------------------------------------------------------------ models
+    def _ask_save_model(self, *_):
+        if self._chosen_model_record() is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self.native, "Save t-SimCNE model", "model.pt",
+                                              "t-SimCNE model (*.pt)")
+        if path:
+            self.save_model(path)
+
+    def _ask_load_model(self, *_):
+        path, _ = QFileDialog.getOpenFileName(self.native, "Load t-SimCNE model", "",
+                                              "t-SimCNE model (*.pt)")
+        if path:
+            self.load_model(path)
+
+    def _chosen_model_record(self) -> ImageMap | None:
+        """The record of the map chosen under 'Map', if it has a model; else say why not."""
+        record = map_record(self._map.value)
+        if record is None:
+            show_error("Train a map or load a model first.")
+            return None
+        if record.model is None:
+            show_error(f"The map '{self._map.value.name}' has no model (it was read from a "
+                       "table); load the model file it was made with.")
+            return None
+        return record
+
+    def save_model(self, path) -> None:
+        """Save the model of the map chosen under 'Map' to ``path``."""
+        record = self._chosen_model_record()
+        if record is None:
+            return
+        outcome = session.capture(record.model.save, path)
+        if outcome.error:
+            show_error(outcome.error)
+        else:
+            show_info(f"Saved the model to {path}.")
+
+    def load_model(self, path) -> Points | None:
+        """Load a model file and show the map of its training images, stored in the file.
+
+        The map is drawn beside the first selected image layer, if any.
+        """
+        outcome = session.capture(TSimCNE.load, path, device=self._device.value)
+        if outcome.error:
+            show_error(outcome.error)
+            return None
+        model = outcome.value
+        record = ImageMap(table=explore.map_table(model.embedding_), model=model)
+        beside = self._images.value[0].name if self._images.value else None
+        record.frame = _frame_beside(self._viewer, beside, record.coordinates)
+        layer = show_map(self._viewer, record, f"{Path(path).stem} map")
+        self._map.reset_choices()
+        self._map.value = layer
+        return layer
+
+    def place_images(self, *_) -> None:
+        """Place the selected images on the chosen map with its model, in a worker thread."""
+        record = self._chosen_model_record()
+        if record is None or self.running:
+            return
+        try:
+            request, run = self._request(min_images=1)
+        except ValueError as error:
+            show_error(str(error))
+            return
+        run.name = f"{run.source_layer} on {self._map.value.name}"
+        run.frame = record.frame
+        self._status.value = "Placing the images on the map…"
+        self._start(run, self._on_placed, _prepare_and_place, request, record.model)
+
+    def _on_placed(self, outcome: session.Outcome):
+        run = self._run
+        if outcome.error is not None:
+            self._status.value = "Placing failed; see the message."
+            show_error(outcome.error)
+            return
+        prepared, (embedding, features) = outcome.value
+        record = ImageMap(
+            table=explore.map_table(embedding, _extra_features(prepared, run.user_features)),
+            images=prepared.images, display=run.display, features=features, placed=True,
+            source=ImageSource(run.source_layer, prepared.stack_axis, run.labels_layer),
+            frame=run.frame,
+        )
+        existing = self._viewer.layers[run.name] if run.name in self._viewer.layers else None
+        show_map(self._viewer, record, run.name, existing if map_record(existing) else None)
+        self._status.value = f"Placed {len(embedding)} images on the map."
+
+
+@dataclass
+class _Run:
+    """One training or placing run, from the click to the worker's return.
+
+    ``layer`` is the map layer being drawn, ``previous`` its record before the
+    run (restored if training is stopped before the map exists), ``created``
+    whether the run added the layer.
+    """
+
+    name: str
+    display: ChannelDisplay
+    source_layer: str
+    labels_layer: str | None
+    user_features: dict
+    frame: explore.MapFrame | None = None
+    layer: Points | None = None
+    previous: ImageMap | None = None
+    created: bool = False
+
+
+def _epochs_text(epochs) -> str:
+    return ", ".join(str(e) for e in epochs)
+
+
+def _prepare_and_train(request: crops.TrainingRequest, settings: session.TrainingSettings,
+                       progress: session.TrainingProgress):
+    """Worker: cut or stack the images, then train on them."""
+    prepared = crops.training_images(request)
+    settings = replace(settings, batch_size=session.fit_batch_size(settings.batch_size,
+                                                                   len(prepared.images)))
+    return prepared, session.train_map(prepared.images, settings, progress)
+
+
+def _prepare_and_place(request: crops.TrainingRequest, model: TSimCNE):
+    """Worker: cut or stack the images, then place them on the model's map."""
+    prepared = crops.training_images(request)
+    return prepared, session.place_on_map(model, prepared.images)
+
+
+def _extra_features(prepared: crops.TrainingImages, metadata: dict):
+    """Object measurements of crops, or the per-image table the image layer carries."""
+    if prepared.table is not None:
+        return prepared.table
+    return explore.user_features(metadata, len(prepared.images))
+
+
+# ================================================================= explore widget
+class GalleryView(QLabel):
+    """A grid of images with their indices; a click on one emits its row in the map."""
+
+    tile_clicked = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.rows = np.array([], dtype=int)
+        self.columns = 1
+        self._tile_shape = (1, 1)
+        self._zoom = 1.0
+
+    def show_tiles(self, tiles: np.ndarray, rows: np.ndarray, indices, width: int) -> None:
+        """Show RGB ``tiles (n, h, w, 3)`` of map rows ``rows``, labelled with ``indices``."""
+        self.rows = np.asarray(rows)
+        self._tile_shape = tiles.shape[1:3]
+        self.columns = explore.gallery_columns(len(tiles), width)
+        image = explore.montage(tiles, self.columns, gap=GALLERY_GAP)
+        self._zoom = max(width, 1) / image.shape[1]
+        pixmap = _pixmap(image).scaledToWidth(
+            max(width, 1), Qt.TransformationMode.FastTransformation
+            if self._zoom >= 1 else Qt.TransformationMode.SmoothTransformation)
+        self._label_tiles(pixmap, indices)
+        self.setPixmap(pixmap)
+
+    def _label_tiles(self, pixmap: QPixmap, indices) -> None:
+        painter = QPainter(pixmap)
+        font = painter.font()
+        font.setPointSize(8)
+        painter.setFont(font)
+        for i, index in enumerate(indices):
+            top, left = explore.tile_origin(i, self._tile_shape, self.columns, GALLERY_GAP)
+            box = QRect(int(left * self._zoom), int(top * self._zoom),
+                        painter.fontMetrics().horizontalAdvance(str(index)) + 4,
+                        painter.fontMetrics().height())
+            painter.fillRect(box, QColor(0, 0, 0, 160))
+            painter.setPen(QColor("white"))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, str(index))
+        painter.end()
+
+    def tile_row(self, x: float, y: float) -> int | None:
+        """Map row of the tile at widget pixel ``(x, y)``, or ``None``."""
+        tile = explore.tile_at(y / self._zoom, x / self._zoom, self._tile_shape, self.columns,
+                               len(self.rows), gap=GALLERY_GAP)
+        return None if tile is None else int(self.rows[tile])
+
+    def mousePressEvent(self, event):
+        row = self.tile_row(event.position().x(), event.position().y())
+        if row is not None:
+            self.tile_clicked.emit(row)
+
+
+def _legend_html(coloring: explore.Coloring, limit: int = 20) -> str:
+    """A colour key as rich text: a coloured square before each label."""
+    entries = [
+        f'<span style="color: rgb({int(r * 255)}, {int(g * 255)}, {int(b * 255)})">&#9632;</span>'
+        f"&nbsp;{label}" for label, (r, g, b, _) in coloring.legend[:limit]
+    ]
+    more = f" … ({len(coloring.legend) - limit} more)" if len(coloring.legend) > limit else ""
+    separator = " &rarr; " if coloring.continuous else " &nbsp; "
+    return separator.join(entries) + more
+
+
+def _pixmap(image: np.ndarray) -> QPixmap:
+    image = np.ascontiguousarray(image)
+    height, width = image.shape[:2]
+    qimage = QImage(image.data, width, height, 3 * width, QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(qimage.copy())
+
+
+class ExploreWidget(QWidget):
+    """Look at a map: gallery of the selected images, colours, outliers, near-duplicates."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self._viewer = napari_viewer
+        self._layer: Points | None = None
+        self._requested_order: list[int] = []
+        self._gallery_timer = QTimer(self, singleShot=True, interval=0)
+        self._gallery_timer.timeout.connect(self._on_selection_settled)
+
+        self.map_box = QComboBox()
+        self.color_box = QComboBox()
+        self.lasso_button = QPushButton("Lasso")
+        self.lasso_button.setToolTip("Draw around points on the map to select them.")
+        self.thumbnails_button = QPushButton("Thumbnails")
+        self.thumbnails_button.setCheckable(True)
+        self.thumbnails_button.setToolTip("Show one image per grid cell at its place on the map.")
+        self.export_button = QPushButton("Export CSV…")
+        self.outlier_button = QPushButton("Find outliers")
+        self.outlier_list = QListWidget()
+        self.duplicate_tolerance = QDoubleSpinBox(minimum=0.01, maximum=1.0, singleStep=0.05,
+                                                  value=0.25)
+        self.duplicate_tolerance.setToolTip(
+            "Images count as near-duplicates when closer than this fraction of the typical "
+            "distance between neighbouring images (in the network's features).")
+        self.duplicate_button = QPushButton("Find near-duplicates")
+        self.duplicate_list = QListWidget()
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.status = QLabel(SELECTION_HINT)
+        self.status.setWordWrap(True)
+        self.gallery = GalleryView()
+        self._layout_widgets()
+
+        self.map_box.currentIndexChanged.connect(self._on_map_chosen)
+        self.color_box.currentTextChanged.connect(self._on_color_chosen)
+        self.lasso_button.clicked.connect(self.start_lasso)
+        self.thumbnails_button.toggled.connect(self.show_thumbnails)
+        self.export_button.clicked.connect(self._ask_export)
+        self.outlier_button.clicked.connect(self.find_outliers)
+        self.outlier_list.itemClicked.connect(self._on_list_item)
+        self.duplicate_button.clicked.connect(self.find_duplicates)
+        self.duplicate_list.itemClicked.connect(self._on_list_item)
+        self.gallery.tile_clicked.connect(self._on_tile_clicked)
+        self._viewer.layers.events.inserted.connect(self._refresh_maps)
+        self._viewer.layers.events.removed.connect(self._refresh_maps)
+        self._refresh_maps()
+
+    def _layout_widgets(self) -> None:
+        form = QFormLayout()
+        form.addRow("Map", self.map_box)
+        form.addRow("Colour by", self.color_box)
+        form.addRow("", self.legend)
+        buttons = QHBoxLayout()
+        for button in (self.lasso_button, self.thumbnails_button, self.export_button):
+            buttons.addWidget(button)
+        outliers = QWidget()
+        QVBoxLayout(outliers).addWidget(self.outlier_button)
+        outliers.layout().addWidget(self.outlier_list)
+        duplicates = QWidget()
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Tolerance"))
+        row.addWidget(self.duplicate_tolerance)
+        row.addWidget(self.duplicate_button)
+        QVBoxLayout(duplicates).addLayout(row)
+        duplicates.layout().addWidget(self.duplicate_list)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(outliers, "Outliers")
+        self.tabs.addTab(duplicates, "Near-duplicates")
+        self.tabs.setMaximumHeight(220)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.gallery)
+        scroll.setMinimumHeight(260)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.tabs)
+        layout.addWidget(self.status)
+        layout.addWidget(scroll, stretch=1)
+
+    # ------------------------------------------------------------ choosing maps
+    @property
+    def record(self) -> ImageMap | None:
+        return map_record(self._layer)
+
+    def _refresh_maps(self, *_):
+        maps = [layer for layer in self._viewer.layers if map_record(layer)]
+        newest = maps[-1] if maps and (self._layer is None or self._layer not in maps) else None
+        current = newest or self._layer
+        self.map_box.blockSignals(True)
+        self.map_box.clear()
+        for layer in maps:
+            self.map_box.addItem(layer.name, layer)
+        self.map_box.blockSignals(False)
+        self.map_box.setCurrentIndex(maps.index(current) if current in maps else -1)
+        if current is not self._layer or current is None:
+            self._on_map_chosen()
+
+    def _on_map_chosen(self, *_):
+        if self._layer is not None:
+            self._layer.selected_data.events.items_changed.disconnect(self._schedule_gallery)
+            self._layer.events.features.disconnect(self._refresh_colors)
+        self._layer = self.map_box.currentData()
+        self.outlier_list.clear()
+        self.duplicate_list.clear()
+        if self._layer is not None:
+            protect_map(self._layer)
+            if self.record.images is None and not self.record.preview:
+                self._link_images()
+            self._layer.selected_data.events.items_changed.connect(self._schedule_gallery)
+            self._layer.events.features.connect(self._refresh_colors)
+        self._refresh_colors()
+        self.update_gallery()
+
+    def _link_images(self) -> None:
+        """Attach an open image stack with one image per point to a map read from a file.
+
+        The first stack of as many images as the map has points is taken (with
+        its channel layers), and the map moves beside it.
+        """
+        record = self.record
+        layers = [layer for layer in self._viewer.layers
+                  if isinstance(layer, Image) and not _is_plugin_layer(layer)]
+        chosen = crops.default_channel_layers([layer.data.shape for layer in layers],
+                                              [layer.rgb for layer in layers],
+                                              n_images=len(record.table))
+        if not chosen or record.table["index"].max() >= len(record.table):
+            return
+        picked = [layers[i] for i in chosen]
+        record.images, stack_axis = crops.stack_layers(
+            [layer.data for layer in picked], [layer.rgb for layer in picked],
+            [layer.name for layer in picked])
+        record.display = _display_of(picked)
+        record.source = ImageSource(picked[0].name, stack_axis)
+        record.frame = _frame_beside(self._viewer, picked[0].name, record.coordinates)
+        _redraw(self._layer, record)
+        self.status.setText(f"Showing the images of '{picked[0].name}' for this map.")
+
+    def _schedule_gallery(self, *_):
+        # Box selection changes the selection in several steps; draw once after them.
+        self._gallery_timer.start()
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        self.update_gallery()  # the tiles follow the new width
+
+    def _refresh_colors(self, *_):
+        record = self.record
+        columns = [] if record is None else [c for c in record.table.columns if c not in ("x", "y")]
+        self.color_box.blockSignals(True)
+        self.color_box.clear()
+        self.color_box.addItems(["none", *columns])
+        self.color_box.setCurrentText(record.color_by if record and record.color_by else "none")
+        self.color_box.blockSignals(False)
+
+    def _on_color_chosen(self, name: str):
+        self.color_by(None if name in ("none", "") else name)
+
+    def color_by(self, feature: str | None) -> None:
+        """Colour the map's points by ``feature`` (a column of its table), or plainly."""
+        record = self.record
+        if record is None:
+            return
+        record.color_by = feature
+        coloring = explore.map_colors(record)
+        self._layer.face_color = coloring.colors
+        self.legend.setText(_legend_html(coloring))
+        if self.color_box.currentText() != (feature or "none"):
+            self.color_box.setCurrentText(feature or "none")
+
+    # ----------------------------------------------------------------- gallery
+    def selected_rows(self) -> np.ndarray:
+        """Selected map rows, in the order they were asked for (e.g. most unusual first)."""
+        if self._layer is None:
+            return np.array([], dtype=int)
+        selected = set(self._layer.selected_data)
+        if selected == set(self._requested_order):
+            return np.array(self._requested_order, dtype=int)
+        return np.array(sorted(selected), dtype=int)
+
+    def _on_selection_settled(self) -> None:
+        """One selected image also moves the viewer to it; any selection fills the gallery."""
+        rows = self.selected_rows()
+        if len(rows) == 1:
+            jump_to_image(self._viewer, self.record, int(rows[0]))
+        self.update_gallery()
+
+    def update_gallery(self) -> None:
+        """Show the images of the selected points (the first :data:`GALLERY_LIMIT`)."""
+        record, rows = self.record, self.selected_rows()
+        if record is None or len(rows) == 0:
+            self.gallery.clear()
+            self.gallery.rows = np.array([], dtype=int)
+            self.status.setText(SELECTION_HINT)
+            return
+        if record.images is None:
+            self.status.setText(f"{len(rows)} selected. This map has no images attached "
+                                "(it was read from a file), so there is nothing to show.")
+            return
+        shown = rows[:GALLERY_LIMIT]
+        more = f" (showing the first {GALLERY_LIMIT})" if len(rows) > GALLERY_LIMIT else ""
+        self.status.setText(f"{len(rows)} image(s) selected{more}.")
+        tiles = record.display.to_rgb(record.images[record.table["index"].to_numpy()[shown]])
+        self.gallery.show_tiles(tiles, shown, record.table["index"].to_numpy()[shown],
+                                self.gallery.parentWidget().width() - 4)
+
+    def _on_tile_clicked(self, row: int):
+        jump_to_image(self._viewer, self.record, row)
+
+    def select_rows(self, rows) -> None:
+        """Select map rows ``rows`` (the gallery follows)."""
+        if self._layer is not None:
+            self._requested_order = [int(r) for r in rows]
+            self._layer.selected_data = set(self._requested_order)
+            self._viewer.layers.selection.active = self._layer
+
+    def _on_list_item(self, item: QListWidgetItem):
+        self.select_rows(item.data(Qt.ItemDataRole.UserRole))
+
+    # ------------------------------------------------------------------- lasso
+    def start_lasso(self) -> Shapes | None:
+        """Add (or reuse) a Shapes layer where each drawn polygon selects the points inside."""
+        if self._layer is None:
+            return None
+        name = f"{self._layer.name} lasso"
+        if name in self._viewer.layers:
+            lasso = self._viewer.layers[name]
+        else:
+            lasso = self._viewer.add_shapes(
+                ndim=2, name=name, scale=self._layer.scale, translate=self._layer.translate,
+                edge_color="yellow", face_color=[1, 1, 0, 0.1], edge_width=self._layer.size.mean() / 3,
+                metadata={HELPER_KEY: "lasso"},
+            )
+            lasso.events.data.connect(self._on_lasso_drawn)
+        self._viewer.layers.selection.active = lasso
+        lasso.mode = "add_polygon_lasso"
+        self.status.setText("Draw around points on the map; releasing the mouse selects them.")
+        return lasso
+
+    def _on_lasso_drawn(self, event):
+        if event.action != ActionType.ADDED or self.record is None:
+            return
+        polygon = event.source.data[-1]
+        self.select_rows(explore.points_in_polygon(self.record.coordinates, polygon))
+        if len(event.source.data) > 1:  # keep only the newest outline on screen
+            with event.source.events.data.blocker(self._on_lasso_drawn):
+                event.source.data = [polygon]
+
+    # -------------------------------------------------------- outliers, dupes
+    def _vectors(self, need_features: bool):
+        record = self.record
+        if record is None:
+            return None, False
+        if record.features is not None:
+            return record.features, True
+        if need_features:
+            self.status.setText("Near-duplicates need the network's features: train the map, "
+                                "or place the images with a loaded model.")
+            return None, False
+        return record.coordinates, False
+
+    def find_outliers(self) -> None:
+        """Score every image, colour the map by the score and list the most unusual images."""
+        vectors, are_features = self._vectors(need_features=False)
+        if vectors is None:
+            return
+        scores = explore.outlier_scores(vectors, normalize=are_features)
+        self.record.table["outlier_score"] = scores
+        self._layer.features = self.record.table
+        self.color_by("outlier_score")
+        self.outlier_list.clear()
+        for row in np.argsort(-scores, kind="stable")[:OUTLIER_LIST_LENGTH]:
+            item = QListWidgetItem(f"image {self.record.table['index'].iloc[row]} · "
+                                   f"score {scores[row]:.2f}")
+            item.setData(Qt.ItemDataRole.UserRole, [int(row)])
+            self.outlier_list.addItem(item)
+        where = "network features" if are_features else "map"
+        self.status.setText(f"Outlier score (local outlier factor in the {where}): about 1 is "
+                            "typical, clearly above 1 sits apart. Click an entry to see it.")
+
+    def find_duplicates(self) -> None:
+        """Group nearly identical images, mark the groups in the table and list them."""
+        vectors, _ = self._vectors(need_features=True)
+        if vectors is None:
+            return
+        groups = explore.near_duplicate_groups(vectors, self.duplicate_tolerance.value())
+        group_of = np.full(len(vectors), -1)
+        for number, group in enumerate(groups):
+            group_of[group] = number
+        self.record.table["duplicate_group"] = group_of
+        self._layer.features = self.record.table
+        self.duplicate_list.clear()
+        indices = self.record.table["index"].to_numpy()
+        for number, group in enumerate(groups):
+            item = QListWidgetItem(f"group {number}: images " + ", ".join(map(str, indices[group])))
+            item.setData(Qt.ItemDataRole.UserRole, [int(r) for r in group])
+            self.duplicate_list.addItem(item)
+        self.tabs.setCurrentIndex(1)
+        self.status.setText(f"{len(groups)} group(s) of near-duplicates. Click one to see it.")
+
+    # ------------------------------------------------------ thumbnails, export
+    def show_thumbnails(self, visible: bool = True) -> Image | None:
+        """Show (or hide) an image of thumbnails laid out at the points' places, above them."""
+        record = self.record
+        name = None if self._layer is None else f"{self._layer.name} thumbnails"
+        if name in self._viewer.layers:
+            self._viewer.layers.remove(name)
+        if not visible or record is None:
+            return None
+        if record.images is None:
+            self.status.setText("This map has no images attached, so no thumbnails.")
+            return None
+        indices = record.table["index"].to_numpy()
+        atlas = explore.atlas(record.coordinates,
+                              lambda rows: record.display.to_rgb(record.images[indices[rows]]))
+        scale, translate = atlas.layer_transform(record.frame)
+        layer = self._viewer.add_image(atlas.image, rgb=True, name=name, scale=scale,
+                                       translate=translate, metadata={HELPER_KEY: "thumbnails"})
+        # Above the points, which would hide the small thumbnails; clicks still
+        # go to the map, which stays the active layer.
+        self._viewer.layers.move(self._viewer.layers.index(layer),
+                                 self._viewer.layers.index(self._layer) + 1)
+        self._viewer.layers.selection.active = self._layer
+        return layer
+
+    def _ask_export(self):
+        if self.record is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export map table", f"{self._layer.name}.csv",
+                                              "CSV table (*.csv)")
+        if path:
+            self.export_csv(path)
+
+    def export_csv(self, path) -> None:
+        """Write the map's table (index, x, y and all features) to a CSV file."""
+        outcome = session.capture(explore.write_map_csv, self.record.table, path)
+        if outcome.error:
+            show_error(outcome.error)
+        else:
+            self.status.setText(f"Exported {len(self.record.table)} rows to {path}.")

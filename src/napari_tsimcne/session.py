@@ -1,0 +1,285 @@
+"""Training from an interactive front end: presets, defaults, progress events and Cancel.
+
+The napari widget runs :func:`train_map` in a worker thread; a
+:class:`TrainingProgress` callback hands it a :class:`ProgressEvent` after
+every epoch and stage, and its :meth:`TrainingProgress.stop` makes training
+stop before the next optimiser step.  Nothing here needs napari or Qt.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .callbacks import Callback
+from .estimator import TSimCNE, TrainingStopped, resolve_device
+from .schedule import PAPER_EPOCHS, make_stages
+
+__all__ = [
+    "BACKBONES",
+    "EXPECTED_ERRORS",
+    "SCHEDULES",
+    "Outcome",
+    "ProgressEvent",
+    "TrainingProgress",
+    "TrainingResult",
+    "TrainingSettings",
+    "available_devices",
+    "capture",
+    "default_batch_size",
+    "fit_batch_size",
+    "default_image_size",
+    "parse_epochs",
+    "pca_2d",
+    "place_on_map",
+    "train_map",
+]
+
+#: Epochs per stage (pre-training, readout, fine-tuning) of the schedule presets.
+SCHEDULES = {"quick": (40, 5, 15), "paper": PAPER_EPOCHS}
+#: Backbone choices, with the words a person sees.
+BACKBONES = {
+    "auto": "auto (small on CPU, ResNet-18 on GPU)",
+    "resnet10-w8": "tiny ResNet-10 (fastest)",
+    "resnet10-w16": "small ResNet-10",
+    "resnet10-w32": "ResNet-10 (CPU default)",
+    "resnet18": "ResNet-18 (paper)",
+}
+#: Images per optimiser step by default: the paper's on a GPU, less on a CPU
+#: where each step is slow and small collections are common.
+GPU_BATCH_SIZE, CPU_BATCH_SIZE = 1024, 256
+#: Smallest default batch: the loss contrasts each image with the batch's others.
+MIN_BATCH_SIZE = 32
+#: Image side used by default on a CPU: the paper's 32 px, a quarter of the
+#: pixels of a 64 px crop for the network to process.
+CPU_IMAGE_SIZE = 32
+#: Errors with a message written for the user; anything else is a bug and keeps its traceback.
+EXPECTED_ERRORS = (ValueError, TypeError, FloatingPointError, RuntimeError, MemoryError, OSError)
+
+
+def available_devices() -> list[str]:
+    """Device names that can be chosen here: ``auto``, ``cpu`` and any GPU found."""
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def default_batch_size(n_images: int, device: str = "auto") -> int:
+    """A power of two that gives about 8 or more steps per epoch, within the device's default.
+
+    Small collections need several optimiser steps per epoch to learn in a
+    short schedule, so the batch is at most an eighth of the images (but at
+    least 32, or all images when there are fewer), and at most
+    :data:`CPU_BATCH_SIZE` or :data:`GPU_BATCH_SIZE`.
+    """
+    device_limit = CPU_BATCH_SIZE if resolve_device(device).type == "cpu" else GPU_BATCH_SIZE
+    limit = min(device_limit, max(MIN_BATCH_SIZE, n_images // 8), max(int(n_images), 2))
+    return 1 << (limit.bit_length() - 1)
+
+
+def fit_batch_size(batch_size: int, n_images: int) -> int:
+    """``batch_size``, lowered to the largest power of two up to ``n_images`` if it is larger."""
+    if batch_size <= n_images:
+        return int(batch_size)
+    return 1 << (max(int(n_images), 2).bit_length() - 1)
+
+
+def default_image_size(height: int, width: int, device: str = "auto") -> int | None:
+    """Side to resize images to for training, or ``None`` to keep them as they are.
+
+    Square images larger than :data:`CPU_IMAGE_SIZE` are shrunk to it on a
+    CPU; everything else keeps its size.
+    """
+    on_cpu = resolve_device(device).type == "cpu"
+    if on_cpu and height == width and height > CPU_IMAGE_SIZE:
+        return CPU_IMAGE_SIZE
+    return None
+
+
+def parse_epochs(text: str) -> tuple[int, ...]:
+    """Read epochs per stage from text such as ``"40, 5, 15"`` or ``"30"``.
+
+    Raises ``ValueError`` explaining the expected form.
+    """
+    try:
+        epochs = tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
+        make_stages(epochs, lr=1.0)
+    except ValueError:
+        raise ValueError(
+            f"Epochs {text!r} are not a training plan: give three whole numbers for "
+            "pre-training, readout and fine-tuning, such as 40, 5, 15 (the paper uses "
+            "1000, 50, 450), or one number to train the 2-D map directly."
+        ) from None
+    return epochs
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The choices of the training form; see :class:`napari_tsimcne.TSimCNE` for each."""
+
+    epochs: tuple[int, ...] = SCHEDULES["quick"]
+    batch_size: int = CPU_BATCH_SIZE
+    image_size: int | None = None
+    augmentation: str = "natural"
+    backbone: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+
+    def estimator(self, callbacks=()) -> TSimCNE:
+        return TSimCNE(
+            epochs=self.epochs, batch_size=self.batch_size, image_size=self.image_size,
+            augmentation=self.augmentation, backbone=self.backbone, device=self.device,
+            random_state=self.seed, callbacks=list(callbacks),
+        )
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Progress of training after an epoch, or at the end of a stage with its map.
+
+    Attributes
+    ----------
+    stage, n_stages : int
+        Index of the stage (from 0) and number of stages.
+    stage_name : str
+    epoch, stage_epochs : int
+        Epochs finished in this stage, and the stage's length.
+    done, total : int
+        Epochs finished over all stages, and their total.
+    loss : float or None
+        Mean loss of the last epoch (``None`` for a stage's end).
+    embedding : array (N, 2) or None
+        At a stage's end: the training images' current map.
+    preview : bool
+        ``embedding`` is a PCA of the 128-D pre-training output.
+    """
+
+    stage: int
+    n_stages: int
+    stage_name: str
+    epoch: int
+    stage_epochs: int
+    done: int
+    total: int
+    loss: float | None = None
+    embedding: np.ndarray | None = None
+    preview: bool = False
+
+    def describe(self) -> str:
+        """One line for a status bar, e.g. ``pre-training (1/3) · epoch 12/40 · loss 5.432``."""
+        text = (f"{self.stage_name} ({self.stage + 1}/{self.n_stages}) · "
+                f"epoch {self.epoch}/{self.stage_epochs}")
+        return text if self.loss is None else f"{text} · loss {self.loss:.3f}"
+
+
+class TrainingProgress(Callback):
+    """Callback that reports :class:`ProgressEvent` objects to ``emit`` and can stop training.
+
+    ``emit`` is called from the training thread.  :meth:`stop` may be called
+    from any thread; training stops before its next optimiser step.
+    """
+
+    def __init__(self, epochs, emit: Callable[[ProgressEvent], None]):
+        self._stages = make_stages(epochs, lr=1.0)
+        self._emit = emit
+        self._stop = threading.Event()
+        self._starts = np.cumsum([0] + [s.epochs for s in self._stages])
+
+    def _event(self, stage: int, epoch: int, **kwargs) -> ProgressEvent:
+        return ProgressEvent(
+            stage=stage, n_stages=len(self._stages), stage_name=self._stages[stage].name,
+            epoch=epoch, stage_epochs=self._stages[stage].epochs,
+            done=int(self._starts[stage] + epoch), total=int(self._starts[-1]), **kwargs,
+        )
+
+    def __call__(self, stage: int, epoch: int, loss: float) -> bool:
+        self._emit(self._event(stage, epoch + 1, loss=float(loss)))
+        return False
+
+    def on_stage_end(self, stage: int, embedding: np.ndarray) -> None:
+        preview = embedding.shape[1] > 2
+        self._emit(self._event(stage, self._stages[stage].epochs,
+                               embedding=pca_2d(embedding) if preview else embedding,
+                               preview=preview))
+
+    @property
+    def total_epochs(self) -> int:
+        return int(self._starts[-1])
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+
+def pca_2d(values) -> np.ndarray:
+    """First two principal components of ``values (N, D)``, float32 ``(N, 2)``."""
+    values = np.asarray(values, dtype=np.float64)
+    centred = values - values.mean(axis=0)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    return (centred @ components[:2].T).astype(np.float32)
+
+
+@dataclass
+class TrainingResult:
+    """A trained model with the map and backbone features of its training images.
+
+    ``stopped_early`` is true when Cancel came during the 2-D stages: the
+    map exists but training did not run to the end.
+    """
+
+    model: TSimCNE
+    embedding: np.ndarray
+    features: np.ndarray
+    stopped_early: bool
+
+
+def train_map(images, settings: TrainingSettings, progress: TrainingProgress) -> TrainingResult:
+    """Train a model on ``images (N, H, W, C)`` and compute what the explore tools need.
+
+    Raises :class:`TrainingStopped` when stopped before the 2-D map exists,
+    and the core's ``ValueError``/``TypeError`` for unsuitable input.
+    """
+    model = settings.estimator([progress]).fit(images)
+    features = model.transform(images, features=True)
+    return TrainingResult(model, model.embedding_, features, bool(model.stopped_early_))
+
+
+def place_on_map(model: TSimCNE, images) -> tuple[np.ndarray, np.ndarray]:
+    """Place new ``images`` on a trained model's map: ``(embedding (N, 2), features (N, D))``."""
+    return model.transform(images), model.transform(images, features=True)
+
+
+@dataclass
+class Outcome:
+    """What a background task returned, or the message of the expected error that ended it."""
+
+    value: object = None
+    error: str | None = None
+    stopped: bool = False
+
+
+def capture(function: Callable, *args, **kwargs) -> Outcome:
+    """Run ``function``; return its value, or the message of an :data:`EXPECTED_ERRORS` error.
+
+    :class:`TrainingStopped` gives ``Outcome(stopped=True)``.  Other
+    exceptions propagate, so that a bug keeps its traceback.
+    """
+    try:
+        return Outcome(value=function(*args, **kwargs))
+    except TrainingStopped as stop:
+        return Outcome(error=str(stop), stopped=True)
+    except EXPECTED_ERRORS as error:
+        return Outcome(error=str(error) or type(error).__name__)

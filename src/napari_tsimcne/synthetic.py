@@ -1,0 +1,252 @@
+"""Sample image collections made on the fly, for napari's sample menu, tests and the guide.
+
+* :func:`make_cell_crops`: generated two-channel crops of single cells
+  (nucleus, cell body) in four morphologies, with a few near-duplicates and
+  outliers planted on purpose so that the explore tools have something to find;
+* :func:`make_cell_field`: generated cells scattered over one large field,
+  with their Labels, for cutting one crop per object;
+* :func:`natural_image_patches`: patches cut from the photographs that ship
+  with scikit-image (no download).
+
+Everything is deterministic for a given ``seed`` and cheap enough to generate on demand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+__all__ = [
+    "MORPHOLOGIES",
+    "OUTLIER_KINDS",
+    "PHOTOGRAPHS",
+    "make_cell_crops",
+    "make_cell_field",
+    "natural_image_patches",
+]
+
+MORPHOLOGIES = ("round", "elongated", "dividing", "blebbing")
+OUTLIER_KINDS = ("empty", "debris", "giant", "out of focus", "two cells", "saturated")
+#: Colour photographs bundled with scikit-image that the patches are cut from.
+PHOTOGRAPHS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
+
+#: Camera offset and read noise of the generated images, in counts.
+_BACKGROUND, _READ_NOISE = 100.0, 15.0
+_SATURATION = np.iinfo(np.uint16).max
+
+
+def make_cell_crops(
+    n_images: int = 500,
+    size: int = 64,
+    *,
+    n_duplicates: int = 8,
+    n_outliers: int = 6,
+    seed: int = 0,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Generated crops of single cells, channel 0 the nucleus and channel 1 the cell body.
+
+    Cells are round, elongated, dividing (two lobes, two nuclei) or blebbing
+    (bumps on the outline, lobed nucleus), with random orientation, size,
+    position, brightness, texture and camera noise.  ``n_duplicates`` images
+    are copies of other images with fresh noise, and ``n_outliers`` show no
+    ordinary cell (see :data:`OUTLIER_KINDS`); both are shuffled in.
+
+    Returns
+    -------
+    images : uint16 array (n_images, size, size, 2)
+    truth : DataFrame with one row per image: ``morphology`` (one of
+        :data:`MORPHOLOGIES` or ``"outlier: <kind>"``) and ``duplicate_of``
+        (index of the image it copies, or -1).
+    """
+    if n_duplicates + n_outliers >= n_images:
+        raise ValueError(
+            f"n_images={n_images} leaves no ordinary cells next to {n_duplicates} "
+            f"near-duplicates and {n_outliers} outliers."
+        )
+    rng = np.random.default_rng(seed)
+    n_cells = n_images - n_duplicates - n_outliers
+    morphology = [MORPHOLOGIES[i % len(MORPHOLOGIES)] for i in range(n_cells)]
+    kinds = [OUTLIER_KINDS[i % len(OUTLIER_KINDS)] for i in range(n_outliers)]
+    signal = np.stack(
+        [_draw_cell(m, size, rng) for m in morphology] + [_draw_outlier(k, size, rng) for k in kinds]
+    )
+    images = _camera(signal, rng)
+    originals = rng.choice(n_cells, n_duplicates, replace=False)
+    copies = np.clip(images[originals] + rng.normal(0, _READ_NOISE, images[originals].shape), 0, None)
+    images = np.concatenate([images, copies])
+
+    labels = morphology + [f"outlier: {k}" for k in kinds] + [morphology[i] for i in originals]
+    duplicate_of = np.concatenate([np.full(n_cells + n_outliers, -1), originals])
+    order = rng.permutation(n_images)
+    new_position = np.argsort(order)
+    duplicate_of = duplicate_of[order]
+    duplicate_of[duplicate_of >= 0] = new_position[duplicate_of[duplicate_of >= 0]]
+    truth = pd.DataFrame({"morphology": np.asarray(labels)[order], "duplicate_of": duplicate_of})
+    return _to_uint16(images[order]), truth
+
+
+def make_cell_field(
+    n_cells: int = 60, shape: tuple[int, int] = (512, 512), *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Generated cells placed on a jittered grid over one field of view.
+
+    Returns
+    -------
+    image : uint16 array (H, W, 2), channel 0 the nucleus, channel 1 the cell body
+    labels : int32 array (H, W), one label per cell (1, 2, ...), 0 for background
+    truth : DataFrame with ``label`` and ``morphology`` of every cell
+    """
+    rng = np.random.default_rng(seed)
+    tile = 64
+    rows, cols = shape[0] // tile, shape[1] // tile
+    if n_cells > rows * cols:
+        raise ValueError(f"A {shape} field holds at most {rows * cols} cells of {tile} px.")
+    signal = np.zeros((*shape, 2))
+    labels = np.zeros(shape, dtype=np.int32)
+    cells = rng.choice(rows * cols, n_cells, replace=False)
+    morphology = [MORPHOLOGIES[i % len(MORPHOLOGIES)] for i in range(n_cells)]
+    for label, (cell, kind) in enumerate(zip(cells, morphology), start=1):
+        row, col = divmod(cell, cols)
+        top, left = row * tile, col * tile
+        cell_signal = _draw_cell(kind, tile, rng, max_radius=0.36)
+        window = (slice(top, top + tile), slice(left, left + tile))
+        signal[window] = cell_signal
+        bright = cell_signal > 0.3 * cell_signal.max(axis=(0, 1))
+        inside = ndimage.binary_fill_holes(bright[..., 0] | bright[..., 1])
+        labels[window][inside] = label
+    image = _camera(signal[None], rng)[0]
+    truth = pd.DataFrame({"label": np.arange(1, n_cells + 1), "morphology": morphology})
+    return _to_uint16(image), labels, truth
+
+
+def natural_image_patches(
+    n_images: int = 600, size: int = 32, *, window: int = 64, seed: int = 0
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Square patches cut at random from scikit-image's bundled colour photographs.
+
+    Each patch is a ``window`` x ``window`` region shrunk to ``size`` x ``size``
+    by averaging, taken from the photographs in :data:`PHOTOGRAPHS` in turn.
+
+    Returns
+    -------
+    images : uint8 array (n_images, size, size, 3)
+    truth : DataFrame with ``photograph`` (the source) and ``row``, ``col``
+        (top-left corner of the window in it)
+    """
+    import skimage.data
+
+    if window % size:
+        raise ValueError(f"window={window} must be a multiple of size={size}.")
+    rng = np.random.default_rng(seed)
+    photographs = [np.asarray(getattr(skimage.data, name)())[..., :3] for name in PHOTOGRAPHS]
+    factor = window // size
+    patches, rows = [], []
+    for i in range(n_images):
+        name = PHOTOGRAPHS[i % len(PHOTOGRAPHS)]
+        photo = photographs[i % len(PHOTOGRAPHS)]
+        row = int(rng.integers(0, photo.shape[0] - window + 1))
+        col = int(rng.integers(0, photo.shape[1] - window + 1))
+        region = photo[row : row + window, col : col + window].astype(np.float32)
+        patches.append(region.reshape(size, factor, size, factor, 3).mean(axis=(1, 3)))
+        rows.append((name, row, col))
+    images = np.round(np.stack(patches)).astype(np.uint8)
+    return images, pd.DataFrame(rows, columns=["photograph", "row", "col"])
+
+
+# --------------------------------------------------------------------------- drawing
+def _draw_cell(morphology: str, size: int, rng, max_radius: float = 0.3) -> np.ndarray:
+    """Noise-free signal ``(size, size, 2)`` of one cell, intensities in counts."""
+    radius = size * max_radius * rng.uniform(0.7, 1.0)
+    angle = rng.uniform(0, np.pi)
+    centre = size / 2 + rng.uniform(-0.06, 0.06, 2) * size
+    u, v = _rotated_grid(size, centre, angle)
+    if morphology == "round":
+        cell = _ellipse(u, v, radius, radius * rng.uniform(0.85, 1.0))
+        nucleus = _ellipse(u - rng.uniform(-2, 2), v, radius * 0.5, radius * 0.45)
+    elif morphology == "elongated":
+        cell = _ellipse(u, v, min(radius * rng.uniform(1.5, 1.8), size * 0.44), radius * 0.5)
+        nucleus = _ellipse(u, v, radius * 0.55, radius * 0.3)
+    elif morphology == "dividing":
+        offset = radius * 0.6
+        cell = np.maximum(_ellipse(u - offset, v, radius * 0.7, radius * 0.65),
+                          _ellipse(u + offset, v, radius * 0.7, radius * 0.65))
+        nucleus = np.maximum(_ellipse(u - offset * 1.1, v, radius * 0.28, radius * 0.3),
+                             _ellipse(u + offset * 1.1, v, radius * 0.28, radius * 0.3))
+    elif morphology == "blebbing":
+        cell = _bumpy_disc(u, v, radius, n_bumps=int(rng.integers(5, 9)), depth=0.25, rng=rng)
+        nucleus = _bumpy_disc(u, v, radius * 0.45, n_bumps=3, depth=0.35, rng=rng)
+    else:
+        raise ValueError(f"Unknown morphology {morphology!r}; use one of {MORPHOLOGIES}.")
+    brightness = rng.uniform(0.6, 1.4)
+    texture = 1 + 0.25 * _smooth_noise(size, 2.0, rng)
+    cytoplasm = 900 * brightness * cell * texture * (1 - 0.5 * nucleus)
+    dna = 2200 * rng.uniform(0.7, 1.3) * nucleus * (1 + 0.35 * _smooth_noise(size, 1.0, rng))
+    return np.stack([dna, cytoplasm], axis=-1).clip(0, None)
+
+
+def _draw_outlier(kind: str, size: int, rng) -> np.ndarray:
+    """Noise-free signal ``(size, size, 2)`` of one of :data:`OUTLIER_KINDS`."""
+    if kind == "empty":
+        return np.zeros((size, size, 2))
+    if kind == "debris":
+        u, v = _rotated_grid(size, rng.uniform(0.3, 0.7, 2) * size, 0.0)
+        speck = _ellipse(u, v, 2.5, 2.0)
+        return np.stack([8000 * speck, 5000 * speck], axis=-1)
+    if kind == "giant":
+        return _draw_cell("round", size, rng, max_radius=0.62) * 0.8
+    if kind == "out of focus":
+        return ndimage.gaussian_filter(_draw_cell("round", size, rng), sigma=(5, 5, 0))
+    if kind == "two cells":
+        small = [_draw_cell("round", size // 2, rng) for _ in range(2)]
+        signal = np.zeros((size, size, 2))
+        signal[: size // 2, : size // 2] = small[0]
+        signal[size // 2 :, size // 2 :] = small[1]
+        return signal
+    if kind == "saturated":
+        return _draw_cell("round", size, rng) * 40
+    raise ValueError(f"Unknown outlier kind {kind!r}; use one of {OUTLIER_KINDS}.")
+
+
+def _rotated_grid(size: int, centre, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates ``(u, v)`` relative to ``centre``, rotated by ``angle``."""
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    dy, dx = rows - centre[0], cols - centre[1]
+    return dx * np.cos(angle) + dy * np.sin(angle), -dx * np.sin(angle) + dy * np.cos(angle)
+
+
+def _ellipse(u, v, semi_u: float, semi_v: float, edge: float = 1.2) -> np.ndarray:
+    """Soft-edged filled ellipse in ``[0, 1]``; ``edge`` is the blur of the rim in pixels."""
+    distance = np.hypot(u / semi_u, v / semi_v)
+    return _soft_step((1 - distance) * min(semi_u, semi_v) / edge)
+
+
+def _bumpy_disc(u, v, radius: float, n_bumps: int, depth: float, rng) -> np.ndarray:
+    """Soft disc whose outline bulges at ``n_bumps`` random angles (blebs)."""
+    phi = np.arctan2(v, u)
+    outline = np.ones_like(phi)
+    for centre in rng.uniform(-np.pi, np.pi, n_bumps):
+        gap = np.angle(np.exp(1j * (phi - centre)))  # wrapped to [-pi, pi]
+        outline += depth * np.exp(-0.5 * (gap / 0.25) ** 2)
+    return _soft_step((radius * outline - np.hypot(u, v)) / 1.2)
+
+
+def _soft_step(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.clip(x, -30, 30)))
+
+
+def _smooth_noise(size: int, sigma: float, rng) -> np.ndarray:
+    """Gaussian noise smoothed over ``sigma`` pixels, scaled to unit standard deviation."""
+    noise = ndimage.gaussian_filter(rng.normal(size=(size, size)), sigma)
+    return noise / noise.std()
+
+
+def _camera(signal: np.ndarray, rng) -> np.ndarray:
+    """Optics blur, shot noise, offset and read noise for signals ``(N, H, W, C)``."""
+    blurred = ndimage.gaussian_filter(signal, sigma=(0, 0.8, 0.8, 0))
+    shot = rng.poisson(np.clip(blurred, 0, 1e7)).astype(np.float64)
+    return shot + _BACKGROUND + rng.normal(0, _READ_NOISE, signal.shape)
+
+
+def _to_uint16(images: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(images), 0, _SATURATION).astype(np.uint16)

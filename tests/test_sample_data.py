@@ -1,0 +1,78 @@
+"""Generated sample images and napari's sample menu."""
+
+import numpy as np
+import pytest
+
+from napari_tsimcne import _sample_data
+from napari_tsimcne.explore import USER_FEATURES_KEY
+from napari_tsimcne.synthetic import (
+    MORPHOLOGIES,
+    OUTLIER_KINDS,
+    PHOTOGRAPHS,
+    make_cell_crops,
+    make_cell_field,
+    natural_image_patches,
+)
+
+
+def test_cell_crops_are_deterministic_with_planted_duplicates_and_outliers():
+    images, truth = make_cell_crops(120, 32, n_duplicates=4, n_outliers=6, seed=3)
+    assert images.shape == (120, 32, 32, 2) and images.dtype == np.uint16
+    again, _ = make_cell_crops(120, 32, n_duplicates=4, n_outliers=6, seed=3)
+    np.testing.assert_array_equal(images, again)
+    assert not np.array_equal(images, make_cell_crops(120, 32, n_duplicates=4, n_outliers=6,
+                                                      seed=4)[0])
+    kinds = truth["morphology"]
+    assert set(kinds[~kinds.str.startswith("outlier")]) == set(MORPHOLOGIES)
+    assert sorted(kinds[kinds.str.startswith("outlier")]) == sorted(
+        f"outlier: {k}" for k in OUTLIER_KINDS)
+    copies = np.flatnonzero(truth["duplicate_of"] >= 0)
+    assert len(copies) == 4
+    pixels = images.reshape(120, -1).astype(float)
+    for copy in copies:
+        original = truth["duplicate_of"][copy]
+        distances = np.linalg.norm(pixels - pixels[copy], axis=1)
+        distances[copy] = np.inf
+        assert np.argmin(distances) == original  # the copy's nearest image is its original
+        assert truth["morphology"][copy] == truth["morphology"][original]
+
+
+def test_cell_crops_refuse_impossible_counts():
+    with pytest.raises(ValueError, match="no ordinary cells"):
+        make_cell_crops(10, 32, n_duplicates=5, n_outliers=5)
+
+
+def test_cell_field_labels_every_cell():
+    image, labels, truth = make_cell_field(12, (256, 256), seed=1)
+    assert image.shape == (256, 256, 2) and image.dtype == np.uint16
+    assert labels.dtype == np.int32
+    assert set(np.unique(labels)) == set(range(13))
+    assert truth["label"].tolist() == list(range(1, 13))
+    inside, outside = image[labels > 0, 1].mean(), image[labels == 0, 1].mean()
+    assert inside > 3 * outside
+
+
+def test_photo_patches_come_from_bundled_photographs():
+    images, truth = natural_image_patches(24, 16, window=32, seed=0)
+    assert images.shape == (24, 16, 16, 3) and images.dtype == np.uint8
+    assert truth["photograph"].tolist() == list(PHOTOGRAPHS) * 4
+    np.testing.assert_array_equal(images, natural_image_patches(24, 16, window=32, seed=0)[0])
+
+
+def test_sample_contributions_return_layer_data():
+    (cells, kwargs, kind), = _sample_data.cell_crops()
+    assert kind == "image" and cells.shape == (500, 64, 64, 2) and kwargs["channel_axis"] == 3
+    assert len(kwargs["metadata"][USER_FEATURES_KEY]) == 500
+    (field, _, _), (labels, _, labels_kind) = _sample_data.cell_field()
+    assert labels_kind == "labels" and field.shape[:2] == labels.shape
+    (photos, kwargs, _), = _sample_data.photo_patches()
+    assert kwargs["rgb"] and photos.shape == (600, 32, 32, 3)
+
+
+def test_samples_open_in_napari(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-tsimcne", "cells")
+    assert [layer.name for layer in viewer.layers] == ["nucleus", "cell"]
+    assert viewer.layers["nucleus"].data.shape == (500, 64, 64)
+    viewer.open_sample("napari-tsimcne", "cell_field")
+    assert viewer.layers["cell labels"].data.max() == 60

@@ -1,0 +1,104 @@
+"""Training from a front end: presets, defaults, progress events, Cancel, errors."""
+
+import numpy as np
+import pytest
+
+from napari_tsimcne.session import (
+    ProgressEvent,
+    TrainingProgress,
+    TrainingSettings,
+    capture,
+    default_batch_size,
+    default_image_size,
+    fit_batch_size,
+    parse_epochs,
+    pca_2d,
+    place_on_map,
+    train_map,
+)
+
+
+def test_epochs_are_read_from_text():
+    assert parse_epochs("40, 5, 15") == (40, 5, 15)
+    assert parse_epochs(" 30 ") == (30,)
+    for bad in ("many", "1, 2", "0, 5, 5", "-1"):
+        with pytest.raises(ValueError, match="not a training plan"):
+            parse_epochs(bad)
+
+
+def test_batch_size_defaults_are_powers_of_two_up_to_the_image_count():
+    assert default_batch_size(20, "cpu") == 16
+    assert default_batch_size(500, "cpu") == 32  # 15 steps per epoch, not 1
+    assert default_batch_size(5000, "cpu") == 256
+    assert default_batch_size(100_000, "cpu") == 256
+    assert default_batch_size(1, "cpu") == 2
+    assert fit_batch_size(256, 100) == 64
+    assert fit_batch_size(32, 100) == 32
+
+
+def test_large_square_images_are_shrunk_on_a_cpu():
+    assert default_image_size(64, 64, "cpu") == 32
+    assert default_image_size(28, 28, "cpu") is None
+    assert default_image_size(64, 48, "cpu") is None
+
+
+def test_progress_reports_epochs_and_stage_maps():
+    events = []
+    progress = TrainingProgress((2, 1, 3), events.append)
+    assert progress.total_epochs == 6
+    progress(0, 0, 5.0)
+    progress.on_stage_end(0, np.random.default_rng(0).normal(size=(10, 128)))
+    progress(2, 1, 3.5)
+    progress.on_stage_end(2, np.zeros((10, 2)))
+    assert [(e.stage, e.epoch, e.done, e.total) for e in events] == [
+        (0, 1, 1, 6), (0, 2, 2, 6), (2, 2, 5, 6), (2, 3, 6, 6)]
+    assert events[1].preview and events[1].embedding.shape == (10, 2)
+    assert not events[3].preview
+    assert events[0].describe() == "pre-training (1/3) · epoch 1/2 · loss 5.000"
+    assert not progress.should_stop()
+    progress.stop()
+    assert progress.should_stop()
+
+
+def test_pca_keeps_the_largest_spread():
+    rng = np.random.default_rng(0)
+    values = np.zeros((200, 5))
+    values[:, 3] = rng.normal(0, 10, 200)
+    values[:, 1] = rng.normal(0, 1, 200)
+    projected = pca_2d(values)
+    assert projected.shape == (200, 2)
+    assert np.abs(np.corrcoef(projected[:, 0], values[:, 3])[0, 1]) > 0.999
+
+
+def test_capture_turns_expected_errors_into_messages():
+    def fail():
+        raise ValueError("the message")
+
+    assert capture(fail).error == "the message"
+    assert capture(lambda: 3).value == 3
+    with pytest.raises(ZeroDivisionError):
+        capture(lambda: 1 / 0)
+
+
+def tiny(epochs):
+    return TrainingSettings(epochs=epochs, batch_size=16, backbone="resnet10-w8",
+                            augmentation="microscopy", device="cpu", seed=0)
+
+
+def test_train_map_returns_map_and_features_and_stops_on_request():
+    images = np.random.default_rng(0).uniform(0, 1, (40, 16, 16, 1)).astype(np.float32)
+    events: list[ProgressEvent] = []
+    progress = TrainingProgress((1, 1, 1), events.append)
+    result = train_map(images, tiny((1, 1, 1)), progress)
+    assert result.embedding.shape == (40, 2) and result.features.shape == (40, 64)
+    assert not result.stopped_early
+    assert sum(e.embedding is not None for e in events) == 3
+    embedding, features = place_on_map(result.model, images[:5])
+    np.testing.assert_allclose(embedding, result.embedding[:5], atol=1e-5)
+    assert features.shape == (5, 64)
+
+    stopper = TrainingProgress((5, 1, 1), lambda e: stopper.stop())
+    assert capture(train_map, images, tiny((5, 1, 1)), stopper).stopped
+
+    late = TrainingProgress((1, 1, 5), lambda e: late.stop() if e.stage == 2 else None)
+    assert train_map(images, tiny((1, 1, 5)), late).stopped_early
