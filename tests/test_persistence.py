@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -259,3 +260,12 @@ def test_save_replaces_an_existing_model(make_estimator, fitted, images, tmp_pat
     other.save(path)
     np.testing.assert_array_equal(TSimCNE.load(path).embedding_, other.embedding_)
     assert os.listdir(tmp_path) == ["model.pt"]
+
+
+def test_model_file_gets_the_permissions_of_an_ordinary_new_file(fitted, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = fitted.save(tmp_path / "shared.pt")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

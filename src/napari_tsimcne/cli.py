@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -74,6 +75,11 @@ def main(argv=None) -> int:
         return exit_.code
     try:
         args.run(args)
+    except BrokenPipeError:
+        # Output piped into e.g. `head`, which stopped reading: as Python's
+        # documentation advises, point stdout at devnull so the exit flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except USER_ERRORS as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

@@ -31,6 +31,9 @@ def write_model_file(path, payload: dict) -> Path:
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
+        # mkstemp creates the file readable by its owner only; give the model
+        # file the permissions any other new file would get.
+        os.chmod(temporary, 0o666 & ~_current_umask())
         with os.fdopen(handle, "wb") as file:
             torch.save(payload, file)
             file.flush()
@@ -40,6 +43,12 @@ def write_model_file(path, payload: dict) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_model_file(path) -> dict:
