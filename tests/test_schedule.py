@@ -120,6 +120,11 @@ def test_default_learning_rate_scales_linearly_with_batch_size(batch_size, expec
     assert default_learning_rate(batch_size) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("batch_size, expected", [(64, 0.12), (256, 0.12), (8192, 0.96)])
+def test_short_schedules_get_at_least_the_short_schedule_rate(batch_size, expected):
+    assert default_learning_rate(batch_size, pretrain_epochs=40) == pytest.approx(expected)
+
+
 # --------------------------------------------------------------------------
 # Stage switching while training
 

@@ -24,7 +24,7 @@ __all__ = ["TSimCNE", "TrainingStopped", "resolve_device", "CPU_BACKBONE", "GPU_
 #: Backbone of ``backbone="auto"`` on a GPU: the paper's.
 GPU_BACKBONE = "resnet18"
 #: Backbone of ``backbone="auto"`` on a CPU, chosen by ``benchmarks/cpu_quality.py``.
-CPU_BACKBONE = "resnet10-w32"
+CPU_BACKBONE = "resnet10-w16"
 
 #: Parameters that describe the model and go into the model file.
 _SAVED_PARAMS = (
@@ -87,8 +87,10 @@ class TSimCNE(TransformerMixin, BaseEstimator):
     lr : float, tuple of float or "auto", default "auto"
         Peak learning rate of pre-training and readout; fine-tuning uses
         ``lr / 1000``.  A tuple gives one rate per stage.  ``"auto"`` is the
-        paper's ``0.03 * batch_size / 256``, tuned for its 1500 epochs; short
-        CPU schedules learn faster with larger rates (``benchmarks/RESULTS.md``).
+        paper's ``0.03 * batch_size / 256``, tuned for its 1500 epochs, and at
+        least 0.12 when pre-training is shorter than 100 epochs, which measured
+        better for short CPU schedules (see
+        :func:`napari_tsimcne.schedule.default_learning_rate`).
     image_size : int, (int, int) or None, default None
         Size ``(H, W)`` the images are resized to.  ``None`` keeps the size of
         an array stack and uses the median size for a list of images of
@@ -199,7 +201,9 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         device = resolve_device(self.device)
         backbone = self._resolve_backbone(device)
         image_size = self._resolve_image_size(stack)
-        lr = default_learning_rate(batch_size) if _is_auto(self.lr) else self.lr
+        lr = self.lr
+        if _is_auto(lr):
+            lr = default_learning_rate(batch_size, pretrain_epochs=_first_stage_epochs(self.epochs))
         stages = make_stages(
             self.epochs, lr=lr, out_dim=self.out_dim, pretrain_dim=self.pretrain_dim,
             pretrain_loss=self.pretrain_loss, warmup_epochs=self.warmup_epochs,
@@ -407,6 +411,13 @@ def _plain_value(value):
     if isinstance(value, (list, tuple)):
         return type(value)(_plain_value(v) for v in value)
     return value
+
+
+def _first_stage_epochs(epochs) -> int:
+    try:
+        return int(epochs[0])
+    except TypeError:  # a bare number; make_stages checks it
+        return int(epochs)
 
 
 def _is_auto(value) -> bool:
