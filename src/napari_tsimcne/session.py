@@ -45,8 +45,8 @@ SCHEDULES = {"quick": (40, 5, 15), "paper": PAPER_EPOCHS}
 BACKBONES = {
     "auto": "auto (small on CPU, ResNet-18 on GPU)",
     "resnet10-w8": "tiny ResNet-10 (fastest)",
-    "resnet10-w16": "small ResNet-10 (CPU default)",
-    "resnet10-w32": "ResNet-10, twice as wide",
+    "resnet10-w16": "small ResNet-10",
+    "resnet10-w32": "ResNet-10 (CPU default)",
     "resnet18": "ResNet-18 (paper)",
 }
 #: Images per optimiser step by default: the paper's on a GPU, less on a CPU
