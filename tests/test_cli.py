@@ -87,7 +87,7 @@ def test_fit_folder_of_differently_sized_pngs_lists_files(tmp_path, capsys):
                  "--batch-size", "64"]) == 0
     rows = assert_map_files(tmp_path / "out", N_IMAGES, extra_columns=["file"])
     assert [row["file"] for row in rows] == names
-    assert "batch size 64 is larger than the 40 images; using 40" in capsys.readouterr().out
+    assert "batch size 64 is larger than the 40 images; using 32" in capsys.readouterr().out
 
 
 def test_fit_tiff_stack_and_printed_summary(stack, tmp_path, capsys):

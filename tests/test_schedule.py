@@ -13,6 +13,7 @@ from napari_tsimcne import Callback
 from napari_tsimcne.augmentation import make_augmentation
 from napari_tsimcne.network import TSimCNENetwork
 from napari_tsimcne.schedule import (
+    batch_size_for,
     default_learning_rate,
     learning_rate_factor,
     make_stages,
@@ -215,3 +216,10 @@ def test_after_training_the_network_has_a_trainable_2d_readout(staged_training):
     assert isinstance(readout, nn.Linear)
     assert (readout.in_features, readout.out_features) == (32, 2)
     assert all(p.requires_grad for p in network.parameters())
+
+
+@pytest.mark.parametrize("requested, n_images, expected", [(256, 100, 64), (32, 100, 32),
+                                                           (100, 100, 100), (64, 1, 2)])
+def test_batch_size_is_lowered_to_a_power_of_two_that_fits_the_images(requested, n_images,
+                                                                     expected):
+    assert batch_size_for(requested, n_images) == expected

@@ -10,7 +10,6 @@ from napari_tsimcne.session import (
     capture,
     default_batch_size,
     default_image_size,
-    fit_batch_size,
     parse_epochs,
     pca_2d,
     place_on_map,
@@ -32,8 +31,6 @@ def test_batch_size_defaults_are_powers_of_two_up_to_the_image_count():
     assert default_batch_size(5000, "cpu") == 256
     assert default_batch_size(100_000, "cpu") == 256
     assert default_batch_size(1, "cpu") == 2
-    assert fit_batch_size(256, 100) == 64
-    assert fit_batch_size(32, 100) == 32
 
 
 def test_large_square_images_are_shrunk_on_a_cpu():

@@ -45,6 +45,7 @@ from qtpy.QtWidgets import (
 
 from . import crops, explore, session
 from .estimator import TSimCNE
+from .schedule import batch_size_for
 from .explore import MAP_KEY, ChannelDisplay, ImageMap, ImageSource
 
 __all__ = ["ExploreWidget", "TrainWidget", "show_map"]
@@ -627,7 +628,7 @@ def _prepare_and_train(request: crops.TrainingRequest, settings: session.Trainin
                        progress: session.TrainingProgress):
     """Worker: cut or stack the images, then train on them."""
     prepared = crops.training_images(request)
-    settings = replace(settings, batch_size=session.fit_batch_size(settings.batch_size,
+    settings = replace(settings, batch_size=batch_size_for(settings.batch_size,
                                                                    len(prepared.images)))
     return prepared, session.train_map(prepared.images, settings, progress)
 

@@ -23,7 +23,7 @@ from .estimator import TSimCNE
 from .imageio import ACCEPTED_INPUTS, read_images, write_embedding
 from .metrics import knn_accuracy
 from .plotting import plot_embedding
-from .schedule import make_stages
+from .schedule import batch_size_for, make_stages
 
 __all__ = ["DEMO_SETTINGS", "FIT_DEFAULTS", "main"]
 
@@ -400,11 +400,12 @@ def _stratified_split(labels, n_first: int, n_second, seed) -> tuple[np.ndarray,
 
 
 def _batch_size(requested: int, n_images: int) -> int:
-    """``requested``, lowered with a note to ``n_images`` if there are fewer images."""
-    if requested > n_images >= 2:
-        print(f"Note: batch size {requested} is larger than the {n_images} images; using {n_images}.")
-        return n_images
-    return requested
+    """``requested``, lowered with a note if there are fewer images (see ``batch_size_for``)."""
+    batch_size = batch_size_for(requested, n_images)
+    if batch_size != requested:
+        print(f"Note: batch size {requested} is larger than the {n_images} images; "
+              f"using {batch_size}.")
+    return batch_size
 
 
 def _output_folder(path: Path) -> Path:

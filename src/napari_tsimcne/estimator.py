@@ -16,7 +16,7 @@ from .augmentation import make_augmentation
 from .data import as_image_stack, fit_intensity_range, to_uint8_tensor
 from .network import TSimCNENetwork
 from .persistence import read_model_file, write_model_file
-from .schedule import PAPER_EPOCHS, default_learning_rate, make_stages
+from .schedule import PAPER_EPOCHS, batch_size_for, default_learning_rate, make_stages
 from .trainer import TrainingStopped, embed, train
 
 __all__ = ["TSimCNE", "TrainingStopped", "resolve_device", "CPU_BACKBONE", "GPU_BACKBONE"]
@@ -256,7 +256,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         if batch_size > n_images:
             raise ValueError(
                 f"batch_size={batch_size} is larger than the {n_images} training images. "
-                f"Pass batch_size={_largest_power_of_two(n_images)} or another value <= {n_images}."
+                f"Pass batch_size={batch_size_for(batch_size, n_images)} or another value <= {n_images}."
             )
         return int(batch_size)
 
@@ -422,7 +422,3 @@ def _first_stage_epochs(epochs) -> int:
 
 def _is_auto(value) -> bool:
     return isinstance(value, str) and value == "auto"
-
-
-def _largest_power_of_two(n: int) -> int:
-    return 1 << (int(n).bit_length() - 1)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Stage", "make_stages", "learning_rate_factor", "default_learning_rate"]
+__all__ = ["Stage", "batch_size_for", "default_learning_rate", "learning_rate_factor",
+           "make_stages"]
 
 PAPER_EPOCHS = (1000, 50, 450)
 STAGE_NAMES = ("pre-training", "readout", "fine-tuning")
@@ -80,6 +81,13 @@ def default_learning_rate(batch_size: int, pretrain_epochs: int = PAPER_EPOCHS[0
     if pretrain_epochs < SHORT_SCHEDULE_EPOCHS:
         return max(paper_rule, SHORT_SCHEDULE_LR)
     return paper_rule
+
+
+def batch_size_for(requested: int, n_images: int) -> int:
+    """``requested``, or the largest power of two up to ``n_images`` if there are fewer images."""
+    if requested <= n_images:
+        return int(requested)
+    return 1 << (max(int(n_images), 2).bit_length() - 1)
 
 
 def _warmup(epochs: int, warmup_epochs: float) -> float:

@@ -31,7 +31,6 @@ __all__ = [
     "available_devices",
     "capture",
     "default_batch_size",
-    "fit_batch_size",
     "default_image_size",
     "parse_epochs",
     "pca_2d",
@@ -82,13 +81,6 @@ def default_batch_size(n_images: int, device: str = "auto") -> int:
     device_limit = CPU_BATCH_SIZE if resolve_device(device).type == "cpu" else GPU_BATCH_SIZE
     limit = min(device_limit, max(MIN_BATCH_SIZE, n_images // 8), max(int(n_images), 2))
     return 1 << (limit.bit_length() - 1)
-
-
-def fit_batch_size(batch_size: int, n_images: int) -> int:
-    """``batch_size``, lowered to the largest power of two up to ``n_images`` if it is larger."""
-    if batch_size <= n_images:
-        return int(batch_size)
-    return 1 << (max(int(n_images), 2).bit_length() - 1)
 
 
 def default_image_size(height: int, width: int, device: str = "auto") -> int | None:
