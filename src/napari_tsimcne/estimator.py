@@ -17,7 +17,7 @@ from .data import as_image_stack, fit_intensity_range, to_uint8_tensor
 from .network import TSimCNENetwork
 from .persistence import read_model_file, write_model_file
 from .schedule import PAPER_EPOCHS, batch_size_for, default_learning_rate, make_stages
-from .trainer import TrainingStopped, embed, train
+from .trainer import TrainingStopped, embed, inference_batch_size, train
 
 __all__ = ["TSimCNE", "TrainingStopped", "resolve_device", "CPU_BACKBONE", "GPU_BACKBONE"]
 
@@ -246,7 +246,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         self.intensity_range_ = intensity_range
         self.loss_history_ = history
         self.stopped_early_ = stopped
-        self.embedding_ = embed(network, images.split(self._inference_batch_size()),
+        self.embedding_ = embed(network, images.split(inference_batch_size(self.batch_size)),
                                 device=device)
 
     def _check_batch_size(self, n_images: int) -> int:
@@ -281,9 +281,6 @@ class TSimCNE(TransformerMixin, BaseEstimator):
 
         return lambda stage: tqdm(total=stage.epochs, desc=stage.name, unit="epoch")
 
-    def _inference_batch_size(self) -> int:
-        return max(256, int(self.batch_size) if isinstance(self.batch_size, int) else 256)
-
     # ------------------------------------------------------------ transform
     def transform(self, X, features: bool = False):
         """Place images ``X`` on the map.
@@ -310,7 +307,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
                 "channels last."
             )
         size = self.image_shape_[:2]
-        step = self._inference_batch_size()
+        step = inference_batch_size(self.batch_size)
         batches = (
             to_uint8_tensor(stack, self.intensity_range_, size, start=start,
                             stop=min(start + step, len(stack)))

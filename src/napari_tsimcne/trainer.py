@@ -8,6 +8,7 @@ all ``2b`` views.  No per-image Python runs inside a step.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ from .loss import make_loss
 from .network import TSimCNENetwork
 from .schedule import Stage, learning_rate_factor
 
-__all__ = ["TrainingStopped", "embed", "train", "training_step"]
+__all__ = ["TrainingStopped", "embed", "inference_batch_size", "train", "training_step"]
 
 class TrainingStopped(Exception):
     """Raised inside :func:`train` when a callback asks to stop."""
@@ -99,7 +100,8 @@ def train(
         if stop_requested():
             stop(stage.name)
         if stage_end_hooks:
-            embedding = embed(network, images.split(max(256, batch_size)), device=images.device)
+            embedding = embed(network, images.split(inference_batch_size(batch_size)),
+                              device=images.device)
             for hook in stage_end_hooks:
                 hook(stage_index, embedding)
     network.set_trainable(readout_only=False)
@@ -149,6 +151,15 @@ def _run_stage(network, images, stage, augment, batch_size, momentum, weight_dec
                 "or check the images for extreme values."
             )
         yield mean_loss
+
+
+def inference_batch_size(training_batch_size) -> int:
+    """Images per forward-only batch: the training batch size, but at least 256.
+
+    Without gradients to keep, larger batches cost little memory and run faster.
+    """
+    size = int(training_batch_size) if isinstance(training_batch_size, numbers.Integral) else 0
+    return max(256, size)
 
 
 def training_step(network, batch, augment, loss_fn, optimizer, *, readout_only=False):
