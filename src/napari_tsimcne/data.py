@@ -22,8 +22,10 @@ augmented training.  ``transform`` maps new images with the fitted range.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -31,7 +33,10 @@ import torch.nn.functional as F
 
 from .backbones import MIN_IMAGE_SIZE
 
-__all__ = ["ImageStack", "as_image_stack", "fit_intensity_range", "to_uint8_tensor"]
+__all__ = [
+    "DeviceImages", "ImageStack", "StreamedImages", "as_image_stack", "fit_intensity_range",
+    "should_stream", "to_uint8_tensor",
+]
 
 #: Images converted per chunk, which bounds the memory of the float copy.
 CHUNK_SIZE = 1024
@@ -56,8 +61,9 @@ class ImageStack:
 
     @property
     def dtype(self) -> np.dtype:
-        first = self.images if isinstance(self.images, np.ndarray) else self.images[0]
-        return first.dtype
+        if isinstance(self.images, (np.ndarray, LazyArray)):
+            return self.images.dtype
+        return self.images[0].dtype
 
     def common_size(self) -> tuple[int, int]:
         """``(H, W)`` shared by all images, or the median size if they differ."""
@@ -66,7 +72,15 @@ class ImageStack:
         return tuple(int(round(s)) for s in np.median(self.sizes, axis=0))
 
     def chunk(self, start: int, stop: int) -> list[np.ndarray] | np.ndarray:
-        return self.images[start:stop]
+        return self.images[start:stop]  # a LazyArray reads the slice here
+
+    def take(self, indices: np.ndarray) -> "ImageStack":
+        """The images at increasing ``indices``, read into memory, as a new stack."""
+        if isinstance(self.images, (np.ndarray, LazyArray)):
+            images = self.images[indices]
+        else:
+            images = [np.asarray(self.images[i]) for i in indices]
+        return ImageStack(images, self.n_channels, self.sizes[indices])
 
 
 def as_image_stack(X, *, what: str = "X", min_images: int = 1) -> ImageStack:
@@ -106,7 +120,40 @@ def _check_dtype(dtype: np.dtype, what: str) -> None:
         )
 
 
+class LazyArray:
+    """Channels-last view of a lazily read array (dask, zarr, h5py): nothing is read up front.
+
+    ``(N, H, W)`` arrays get their channel axis on reading; slices and index
+    arrays come back as numpy arrays.
+    """
+
+    def __init__(self, array):
+        self.array = array
+        self.dtype = np.dtype(array.dtype)
+        self.shape = tuple(array.shape) + ((1,) if len(array.shape) == 3 else ())
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        try:
+            images = np.asarray(self.array[key])
+        except (TypeError, IndexError):  # an index array where only slices and ints work
+            images = np.stack([np.asarray(self.array[int(i)]) for i in key])
+        return images[..., None] if len(self.array.shape) == 3 else images
+
+
+def _is_lazy_array(X) -> bool:
+    """An array-like read on indexing (dask, zarr, h5py), which ``np.asarray`` would load whole."""
+    return (not isinstance(X, np.ndarray) and all(hasattr(X, a) for a in ("shape", "dtype"))
+            and hasattr(X, "__getitem__") and not isinstance(X, torch.Tensor))
+
+
 def _array_stack(X, what: str) -> ImageStack:
+    if _is_lazy_array(X) and len(X.shape) in (3, 4):
+        X = LazyArray(X)
+        _check_dtype(X.dtype, what)
+        return _checked_array_stack(X, X.shape, what)
     if not isinstance(X, np.ndarray):
         try:
             X = np.asarray(X)
@@ -121,14 +168,19 @@ def _array_stack(X, what: str) -> ImageStack:
             f"{what} has shape {X.shape}; expected a stack of images (N, H, W) or "
             f"(N, H, W, C) with channels last.{hint}"
         )
-    n, h, w, c = X.shape
-    if c > 4 and X.shape[1] <= 4 and c >= 2 * X.shape[1]:
+    return _checked_array_stack(X, X.shape, what)
+
+
+def _checked_array_stack(X, shape, what: str) -> ImageStack:
+    """Refuse channels-first and empty ``(N, H, W, C)`` arrays."""
+    n, h, w, c = shape
+    if c > 4 and h <= 4 and c >= 2 * h:
         raise ValueError(
-            f"{what} has shape {X.shape}, which looks like channels first (N, C, H, W). "
+            f"{what} has shape {shape}, which looks like channels first (N, C, H, W). "
             "Images must be channels last: use np.moveaxis(X, 1, -1)."
         )
     if n == 0 or h == 0 or w == 0:
-        raise ValueError(f"{what} is empty (shape {X.shape}); pass at least one image.")
+        raise ValueError(f"{what} is empty (shape {shape}); pass at least one image.")
     return ImageStack(X, c, np.tile([h, w], (n, 1)))
 
 
@@ -244,3 +296,103 @@ def _same_size_groups(images):
         if stop == len(images) or images[stop].shape != images[start].shape:
             yield start, np.stack(images[start:stop])
             start = stop
+
+
+#: Share of the free memory (RAM, or GPU memory) that the uint8 copy of the
+#: training images may take before ``stream="auto"`` streams them instead; the
+#: rest is left for the network's activations and the user's other work.
+DEVICE_MEMORY_SHARE = 0.25
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Free bytes of ``device``'s memory (RAM for a CPU), or None if unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on Linux
+        return None
+
+
+def should_stream(stack: ImageStack, image_size: tuple[int, int], device: torch.device) -> bool:
+    """Whether the uint8 copy of ``stack`` at ``image_size`` is too large for ``device``.
+
+    Too large means more than :data:`DEVICE_MEMORY_SHARE` of the free memory.
+    """
+    nbytes = len(stack) * stack.n_channels * image_size[0] * image_size[1]
+    available = free_memory(device)
+    return available is not None and nbytes > DEVICE_MEMORY_SHARE * available
+
+
+class DeviceImages:
+    """All training images as one uint8 tensor ``(N, C, H, W)`` on the training device.
+
+    The fast path: a batch is an index into memory that is already on the device.
+    """
+
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor = tensor
+        self.device = tensor.device
+
+    def __len__(self) -> int:
+        return self.tensor.shape[0]
+
+    def select(self, index_batches):
+        """Yield the uint8 batch ``(b, C, H, W)`` of every index tensor in ``index_batches``."""
+        for indices in index_batches:
+            yield self.tensor[indices.to(self.device)]
+
+    def chunks(self, size: int):
+        """Consecutive uint8 batches of at most ``size`` images, in order."""
+        return self.tensor.split(size)
+
+
+class StreamedImages:
+    """Training images read from their source batch by batch, for data larger than memory.
+
+    Memory stays bounded by a few batches whatever the size of the stack: a
+    batch is read from the source (a memory-mapped array, a lazily indexed
+    array such as zarr or h5py, a list, a torch Dataset), mapped to uint8 on
+    the CPU and moved to the device, while the next batch is read in a
+    background thread.
+    """
+
+    def __init__(self, stack: ImageStack, intensity_range: np.ndarray,
+                 image_size: tuple[int, int], device: torch.device):
+        self.stack = stack
+        self.intensity_range = intensity_range
+        self.image_size = tuple(image_size)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.stack)
+
+    def read(self, indices) -> torch.Tensor:
+        """uint8 tensor ``(len(indices), C, H, W)`` of the images at ``indices``, on the device."""
+        indices = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
+        # Sources read fastest in increasing order (and h5py requires it).
+        order = np.argsort(indices, kind="stable")
+        selection = self.stack.take(indices[order])
+        batch = to_uint8_tensor(selection, self.intensity_range, self.image_size)
+        in_order = torch.empty_like(batch)
+        in_order[torch.from_numpy(order)] = batch
+        if self.device.type == "cuda":
+            return in_order.pin_memory().to(self.device, non_blocking=True)
+        return in_order.to(self.device)
+
+    def select(self, index_batches):
+        """Yield the batch of every index tensor, reading the next one while this one trains."""
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            pending = None
+            for indices in index_batches:
+                upcoming = reader.submit(self.read, indices)
+                if pending is not None:
+                    yield pending.result()
+                pending = upcoming
+            if pending is not None:
+                yield pending.result()
+
+    def chunks(self, size: int):
+        """Consecutive uint8 batches of at most ``size`` images, in order."""
+        for start in range(0, len(self), size):
+            yield self.read(np.arange(start, min(start + size, len(self))))

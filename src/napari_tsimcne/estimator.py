@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import platform
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,13 +12,16 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import __version__
+from . import __version__, distributed
 from .augmentation import make_augmentation
-from .data import as_image_stack, fit_intensity_range, to_uint8_tensor
+from .data import (
+    DeviceImages, StreamedImages, as_image_stack, fit_intensity_range, should_stream,
+    to_uint8_tensor,
+)
 from .network import TSimCNENetwork
 from .persistence import read_model_file, write_model_file
 from .schedule import PAPER_EPOCHS, batch_size_for, default_learning_rate, make_stages
-from .trainer import TrainingStopped, embed, inference_batch_size, train
+from .trainer import Accelerations, TrainingStopped, embed, inference_batch_size, train
 
 __all__ = ["TSimCNE", "TrainingStopped", "resolve_device", "CPU_BACKBONE", "GPU_BACKBONE"]
 
@@ -30,12 +34,19 @@ CPU_BACKBONE = "resnet10-w32"
 _SAVED_PARAMS = (
     "epochs", "batch_size", "out_dim", "backbone", "augmentation", "lr", "image_size",
     "random_state", "pretrain_dim", "pretrain_loss", "hidden_dim", "weight_decay",
-    "momentum", "warmup_epochs", "crop_scale",
+    "momentum", "warmup_epochs", "crop_scale", "precision",
 )
 
 
 def resolve_device(device) -> torch.device:
-    """``"auto"`` picks cuda, then mps, then cpu; other names are checked to exist."""
+    """``"auto"`` picks cuda, then mps, then cpu; other names are checked to exist.
+
+    Under ``torchrun``, ``"auto"`` and ``"cuda"`` mean this process's GPU ``cuda:LOCAL_RANK``.
+    """
+    if distributed.launched_distributed() and device in (None, "auto", "cuda") and (
+        torch.cuda.is_available()
+    ):
+        return torch.device("cuda", distributed.local_rank())
     if device is None or device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -121,6 +132,23 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         Linear warm-up of pre-training and fine-tuning, at most 10% of a stage.
     crop_scale : (float, float), default (0.2, 1.0)
         Range of the random crops' area for the augmentation presets.
+    precision : {"auto", "bf16", "fp32"}, default "auto"
+        Arithmetic of the backbone during training: ``"auto"`` is bfloat16
+        autocast on GPUs that support it (about twice as fast) and float32
+        elsewhere.  The projection head and the map are always float32.
+    compile : bool, default False
+        ``torch.compile`` the network: minutes of compilation before the first
+        step, then faster steps on GPUs (see ``benchmarks/RESULTS.md``).
+    stream : bool or "auto", default "auto"
+        Read the training images batch by batch from ``X`` (a memory-mapped
+        array, a dask/zarr/h5py array) instead of copying them all to the
+        device as uint8 first.  ``"auto"`` streams when that copy would take
+        more than a quarter of the free memory of the device.
+
+    Distributed training: launched with ``torchrun``, every process calls
+    ``fit`` with the same data and parameters; ``batch_size`` is then the
+    global batch, and only rank 0 writes files in :meth:`save`.  See
+    :mod:`napari_tsimcne.distributed`.
 
     Attributes
     ----------
@@ -161,6 +189,9 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         momentum=0.9,
         warmup_epochs=10,
         crop_scale=(0.2, 1.0),
+        precision="auto",
+        compile=False,
+        stream="auto",
     ):
         self.epochs = epochs
         self.batch_size = batch_size
@@ -180,6 +211,9 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         self.momentum = momentum
         self.warmup_epochs = warmup_epochs
         self.crop_scale = crop_scale
+        self.precision = precision
+        self.compile = compile
+        self.stream = stream
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
@@ -199,6 +233,8 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         stack = as_image_stack(X, min_images=2)
         batch_size = self._check_batch_size(len(stack))
         device = resolve_device(self.device)
+        accelerations = Accelerations.for_device(device, self.precision, bool(self.compile))
+        distributed.init_from_environment(device)
         backbone = self._resolve_backbone(device)
         image_size = self._resolve_image_size(stack)
         lr = self.lr
@@ -212,7 +248,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             self.augmentation, stack.n_channels, image_size, tuple(self.crop_scale)
         )
         intensity_range = fit_intensity_range(stack)
-        images = to_uint8_tensor(stack, intensity_range, image_size).to(device)
+        images = self._training_images(stack, intensity_range, image_size, device)
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         fork_devices = [device] if device.type == "cuda" else []
@@ -227,6 +263,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
                     network, images, stages, augment, batch_size=batch_size,
                     momentum=self.momentum, weight_decay=self.weight_decay,
                     callbacks=list(self.callbacks or ()), progress=self._progress_bar(),
+                    accelerations=accelerations,
                 )
             except TrainingStopped as stop:
                 if network.head.out_dim != self.out_dim:
@@ -246,8 +283,18 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         self.intensity_range_ = intensity_range
         self.loss_history_ = history
         self.stopped_early_ = stopped
-        self.embedding_ = embed(network, images.split(inference_batch_size(self.batch_size)),
+        self.embedding_ = embed(network, images.chunks(inference_batch_size(self.batch_size)),
                                 device=device)
+
+    def _training_images(self, stack, intensity_range, image_size, device):
+        stream = self.stream
+        if _is_auto(stream):
+            stream = should_stream(stack, image_size, device)
+        elif not isinstance(stream, (bool, np.bool_)):
+            raise ValueError(f"stream must be True, False or 'auto', got {stream!r}.")
+        if stream:
+            return StreamedImages(stack, intensity_range, image_size, device)
+        return DeviceImages(to_uint8_tensor(stack, intensity_range, image_size).to(device))
 
     def _check_batch_size(self, n_images: int) -> int:
         batch_size = self.batch_size
@@ -320,8 +367,12 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         """Write the trained model to ``path`` (weights, parameters, intensity range).
 
         The file opens with ``torch.load(weights_only=True)``; see :meth:`load`.
+        In distributed training only rank 0 writes; the other processes return
+        the path without writing.
         """
         check_is_fitted(self, "model_")
+        if not distributed.is_main_process():
+            return Path(path)
         params = {name: _plain_value(getattr(self, name)) for name in _SAVED_PARAMS}
         if callable(params["augmentation"]):
             params["augmentation"] = None  # a user's function is not stored
@@ -380,15 +431,15 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _set_channel_statistics(network: TSimCNENetwork, images: torch.Tensor) -> None:
-    """Set the network's per-channel mean and std from uint8 images ``(N, C, H, W)``."""
-    total = torch.zeros(images.shape[1], dtype=torch.float64, device=images.device)
-    squares = torch.zeros_like(total)
-    for batch in images.split(1024):
+def _set_channel_statistics(network: TSimCNENetwork, images) -> None:
+    """Set the network's per-channel mean and std from the uint8 training images."""
+    total = squares = 0
+    count = 0
+    for batch in images.chunks(1024):
         x = batch.double().div_(255)
-        total += x.sum(dim=(0, 2, 3))
-        squares += x.square().sum(dim=(0, 2, 3))
-    count = images.shape[0] * images.shape[2] * images.shape[3]
+        total = total + x.sum(dim=(0, 2, 3))
+        squares = squares + x.square().sum(dim=(0, 2, 3))
+        count += batch.shape[0] * batch.shape[2] * batch.shape[3]
     mean = total / count
     std = (squares / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)
     network.channel_mean.copy_(mean.float())

@@ -138,7 +138,12 @@ def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
     try:
-        return tifffile.imread(path)
+        try:
+            # Uncompressed, contiguous stacks open as a memory map: pages are read
+            # as training needs them, so stacks larger than memory work.
+            return tifffile.memmap(path, mode="r")
+        except ValueError:  # compressed or tiled: not memory-mappable
+            return tifffile.imread(path)
     except (OSError, ValueError) as error:  # tifffile.TiffFileError is a ValueError
         raise ValueError(f"{path} is not a readable TIFF file: {error}") from None
 

@@ -45,7 +45,11 @@ class TSimCNENetwork(nn.Module):
         return self.backbone(self.standardize(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        h = self.features(x)
+        # Map coordinates need float32's precision even where the backbone runs
+        # under autocast (bf16 keeps 8 bits: +-0.25 at a coordinate of 50).
+        with torch.autocast(x.device.type, enabled=False):
+            return self.head(h.float())
 
     def readout_parameters(self):
         return self.head.readout.parameters()

@@ -1,26 +1,83 @@
-"""The training loop: staged contrastive training on a uint8 image tensor.
+"""The training loop: staged contrastive training on uint8 images.
 
-The images live on the training device as uint8 ``(N, C, H, W)``; every step
-takes a batch of indices, converts that batch to float, makes two augmented
-views of each image in one batched call, and optimises the InfoNCE loss over
-all ``2b`` views.  No per-image Python runs inside a step.
+The images come as :class:`napari_tsimcne.data.DeviceImages` (all of them on
+the training device as uint8 ``(N, C, H, W)``) or, for data larger than
+memory, :class:`napari_tsimcne.data.StreamedImages`.  Every step takes a batch
+of indices, converts that batch to float, makes two augmented views of each
+image in one batched call, and optimises the InfoNCE loss over all ``2b``
+views.  No per-image Python runs inside a step.
+
+Under ``torchrun`` the same loop runs in every process on its share of each
+global batch; see :mod:`napari_tsimcne.distributed`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
 from .callbacks import Callback
+from .data import DeviceImages
 from .loss import make_loss
 from .network import TSimCNENetwork
 from .schedule import Stage, learning_rate_factor
 
-__all__ = ["TrainingStopped", "embed", "inference_batch_size", "train", "training_step"]
+__all__ = [
+    "Accelerations", "TrainingStopped", "embed", "inference_batch_size", "train", "training_step",
+]
+
+
+@dataclass(frozen=True)
+class Accelerations:
+    """Speed-ups of the training step, all off by default (the plain float32 step).
+
+    Attributes
+    ----------
+    autocast_dtype
+        Run the network under ``torch.autocast`` with this dtype (``torch.bfloat16``
+        on GPUs); the loss is computed in float32.
+    channels_last
+        Store images and weights channels-last, which tensor cores prefer.
+    fused_optimizer
+        Use SGD's fused CUDA kernel.
+    compile
+        ``torch.compile`` the network (minutes of compilation, then faster steps).
+    """
+
+    autocast_dtype: torch.dtype | None = None
+    channels_last: bool = False
+    fused_optimizer: bool = False
+    compile: bool = False
+
+    @classmethod
+    def for_device(cls, device: torch.device, precision: str = "auto",
+                   compile: bool = False) -> "Accelerations":
+        """What pays off on ``device``: on CUDA bf16 autocast (``precision="auto"``
+        where the GPU supports bf16), channels-last and fused SGD; nothing on a CPU.
+
+        ``precision`` is ``"auto"``, ``"bf16"`` or ``"fp32"``.
+        """
+        if precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}.")
+        cuda = device.type == "cuda"
+        bf16 = precision == "bf16" or (
+            precision == "auto" and cuda and torch.cuda.is_bf16_supported()
+        )
+        return cls(autocast_dtype=torch.bfloat16 if bf16 else None, channels_last=cuda,
+                   fused_optimizer=cuda, compile=compile)
+
+    def autocast(self, device: torch.device):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=self.autocast_dtype)
+
 
 class TrainingStopped(Exception):
     """Raised inside :func:`train` when a callback asks to stop."""
@@ -28,7 +85,7 @@ class TrainingStopped(Exception):
 
 def train(
     network: TSimCNENetwork,
-    images: torch.Tensor,
+    images,
     stages: Sequence[Stage],
     augment: Callable[[torch.Tensor], torch.Tensor],
     *,
@@ -37,6 +94,7 @@ def train(
     weight_decay: float = 5e-4,
     callbacks: Sequence = (),
     progress: Callable[[Stage], object] | None = None,
+    accelerations: Accelerations = Accelerations(),
 ) -> list[np.ndarray]:
     """Train ``network`` in place through ``stages``.
 
@@ -45,19 +103,23 @@ def train(
     network
         The network, on the same device as ``images``.
     images
-        uint8 tensor ``(N, C, H, W)``.
+        :class:`~napari_tsimcne.data.DeviceImages`,
+        :class:`~napari_tsimcne.data.StreamedImages`, or a uint8 tensor ``(N, C, H, W)``.
     stages
         The plan from :func:`napari_tsimcne.schedule.make_stages`.
     augment
         Maps a float batch in ``[0, 1]`` to an augmented batch of the same shape.
     batch_size
-        Images per step ``b``; the loss sees ``2b`` views.  The last partial
-        batch of an epoch is dropped so that every step has ``2b`` views.
+        Images per step ``b`` (over all processes when distributed); the loss
+        sees ``2b`` views.  The last partial batch of an epoch is dropped so
+        that every step has ``2b`` views.
     callbacks
         Callables or :class:`napari_tsimcne.callbacks.Callback` objects.
     progress
         Optional factory of a progress bar (``update``/``set_postfix``/``close``)
         for a stage.
+    accelerations
+        Speed-ups of the step, see :class:`Accelerations`.
 
     Returns
     -------
@@ -65,6 +127,13 @@ def train(
     stops training, :class:`TrainingStopped` is raised with the history so far
     as its ``history`` attribute and the network as trained up to then.
     """
+    if isinstance(images, torch.Tensor):
+        images = DeviceImages(images)
+    if batch_size % distributed.world_size():
+        raise ValueError(
+            f"batch_size={batch_size} cannot be split evenly over {distributed.world_size()} "
+            "processes; pass a multiple of the number of processes."
+        )
     stop_checks = [cb.should_stop for cb in callbacks if hasattr(cb, "should_stop")]
     stage_end_hooks = [cb.on_stage_end for cb in callbacks if _overrides(cb, "on_stage_end")]
 
@@ -78,33 +147,46 @@ def train(
         error.history = [np.asarray(h, dtype=np.float32) for h in history]
         raise error
 
-    for stage_index, stage in enumerate(stages):
-        if stage.new_readout:
-            network.head.replace_readout(stage.out_dim)
-        losses = []
-        history.append(losses)
-        bar = progress(stage) if progress else None
-        try:
-            epochs = _run_stage(network, images, stage, augment, batch_size, momentum,
-                                weight_decay, stop_requested)
-            for epoch, loss in enumerate(epochs):
-                losses.append(loss)
+    # The batch order must be the same in every process, the augmentations not.
+    order_seed = int(torch.randint(2**62, ()))
+    order_generator = torch.Generator().manual_seed(order_seed)
+    if distributed.is_distributed():
+        torch.manual_seed(order_seed + distributed.rank())
+        distributed.synchronize_batchnorm(network, images.device)
+    if accelerations.channels_last:
+        network.to(memory_format=torch.channels_last)
+    try:
+        for stage_index, stage in enumerate(stages):
+            if stage.new_readout:
+                network.head.replace_readout(stage.out_dim)
+            losses = []
+            history.append(losses)
+            bar = progress(stage) if progress and distributed.is_main_process() else None
+            try:
+                epochs = _run_stage(network, images, stage, augment, batch_size, momentum,
+                                    weight_decay, stop_requested, order_generator, accelerations)
+                for epoch, loss in enumerate(epochs):
+                    losses.append(loss)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{loss:.3f}")
+                    if any([bool(callback(stage_index, epoch, loss)) for callback in callbacks]):
+                        stop(f"{stage.name}, epoch {epoch}")
+            finally:
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.3f}")
-                if any([bool(callback(stage_index, epoch, loss)) for callback in callbacks]):
-                    stop(f"{stage.name}, epoch {epoch}")
-        finally:
-            if bar is not None:
-                bar.close()
-        if stop_requested():
-            stop(stage.name)
-        if stage_end_hooks:
-            embedding = embed(network, images.split(inference_batch_size(batch_size)),
-                              device=images.device)
-            for hook in stage_end_hooks:
-                hook(stage_index, embedding)
-    network.set_trainable(readout_only=False)
+                    bar.close()
+            if stop_requested():
+                stop(stage.name)
+            if stage_end_hooks:
+                embedding = embed(network, images.chunks(inference_batch_size(batch_size)),
+                                  device=images.device)
+                for hook in stage_end_hooks:
+                    hook(stage_index, embedding)
+    finally:
+        network.set_trainable(readout_only=False)
+        if accelerations.channels_last:
+            network.to(memory_format=torch.contiguous_format)
+        distributed.local_batchnorm(network)
     return [np.asarray(h, dtype=np.float32) for h in history]
 
 
@@ -115,7 +197,7 @@ def _overrides(callback, method: str) -> bool:
 
 
 def _run_stage(network, images, stage, augment, batch_size, momentum, weight_decay,
-               stop_requested):
+               stop_requested, order_generator, accelerations):
     """Generator: trains one stage, yielding the mean loss of every epoch.
 
     Returns early, without a loss for the unfinished epoch, once
@@ -126,23 +208,27 @@ def _run_stage(network, images, stage, augment, batch_size, momentum, weight_dec
     network.set_trainable(stage.readout_only)
     parameters = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(parameters, lr=stage.lr, momentum=momentum,
-                                weight_decay=weight_decay)
-    n_images = images.shape[0]
-    steps_per_epoch = n_images // batch_size
+                                weight_decay=weight_decay,
+                                fused=True if accelerations.fused_optimizer else None)
+    model = _step_model(network, images.device, accelerations)
+    steps_per_epoch = len(images) // batch_size
     total_steps = steps_per_epoch * stage.epochs
     warmup_steps = round(stage.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate_factor(step, total_steps, warmup_steps, stage.anneal)
     )
+    # This process's share of every global batch.
+    share = batch_size // distributed.world_size()
+    first = distributed.rank() * share
     for _ in range(stage.epochs):
-        order = torch.randperm(n_images, device=images.device)
+        order = torch.randperm(len(images), generator=order_generator)
+        index_batches = (order[step * batch_size + first : step * batch_size + first + share]
+                         for step in range(steps_per_epoch))
         epoch_loss = torch.zeros((), device=images.device)
-        for step in range(steps_per_epoch):
+        for batch in images.select(index_batches):
             if stop_requested():
                 return
-            batch = images[order[step * batch_size : (step + 1) * batch_size]]
-            epoch_loss += training_step(network, batch, augment, loss_fn, optimizer,
-                                        readout_only=stage.readout_only)
+            epoch_loss += training_step(model, batch, augment, loss_fn, optimizer, accelerations)
             scheduler.step()
         mean_loss = float(epoch_loss) / steps_per_epoch
         if not np.isfinite(mean_loss):
@@ -151,6 +237,18 @@ def _run_stage(network, images, stage, augment, batch_size, momentum, weight_dec
                 "or check the images for extreme values."
             )
         yield mean_loss
+
+
+def _step_model(network: nn.Module, device: torch.device, accelerations: Accelerations):
+    """``network`` as the training step calls it: wrapped for distributed training, compiled."""
+    model = network
+    if distributed.is_distributed():
+        model = nn.parallel.DistributedDataParallel(
+            network, device_ids=[device] if device.type == "cuda" else None
+        )
+    if accelerations.compile:
+        model = torch.compile(model)
+    return model
 
 
 def inference_batch_size(training_batch_size) -> int:
@@ -162,24 +260,35 @@ def inference_batch_size(training_batch_size) -> int:
     return max(256, size)
 
 
-def training_step(network, batch, augment, loss_fn, optimizer, *, readout_only=False):
+def training_step(model, batch, augment, loss_fn, optimizer,
+                  accelerations: Accelerations = Accelerations()) -> torch.Tensor:
     """One optimiser step on a uint8 batch ``(b, C, H, W)``; returns the loss (a tensor).
 
     Both views of every image come from one batched call of ``augment``.
+    When distributed, ``batch`` is this process's share and the loss is over
+    the views of all processes.  A frozen backbone (readout stage) records no
+    autograd graph, so that stage costs about a forward pass.
     """
     with torch.no_grad():
         x = batch.float().div_(255)
         views = augment(torch.cat([x, x]))
-    # A frozen backbone needs no autograd graph: the readout stage then costs
-    # a forward pass only.
-    with torch.set_grad_enabled(not readout_only):
-        hidden = network.head.hidden(network.features(views))
-    z = network.head.readout(hidden)
-    loss = loss_fn(z[: len(batch)], z[len(batch) :])
+        if accelerations.channels_last:
+            views = views.contiguous(memory_format=torch.channels_last)
+    with accelerations.autocast(views.device):
+        z = model(views)
+    z1, z2 = _all_views(z.float(), len(batch))
+    loss = loss_fn(z1, z2)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return loss.detach()
+
+
+def _all_views(z: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and second views of all processes' images, ``(W * n, d)`` each, in rank order."""
+    gathered = distributed.gather_with_gradients(z)
+    pairs = gathered.view(-1, 2, n, z.shape[1])
+    return pairs[:, 0].reshape(-1, z.shape[1]), pairs[:, 1].reshape(-1, z.shape[1])
 
 
 @torch.no_grad()
