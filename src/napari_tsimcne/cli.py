@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from . import __version__
+from . import __version__, distributed
 from .datasets import FASHION_MNIST_CLASSES, load_digits_images, load_fashion_mnist
 from .estimator import TSimCNE
 from .imageio import ACCEPTED_INPUTS, read_images, write_embedding
@@ -144,6 +144,15 @@ def _add_fit_parser(commands) -> None:
         help="peak learning rate (default: 'auto': 0.03 * batch size / 256 as in the paper, "
         "and at least 0.12 when pre-training is shorter than 100 epochs)",
     )
+    fit.add_argument(
+        "--precision", choices=("auto", "bf16", "fp32"), default="auto",
+        help="arithmetic of the backbone: 'auto' (the default) is bfloat16 on GPUs that "
+        "support it and float32 elsewhere",
+    )
+    fit.add_argument(
+        "--compile", action="store_true",
+        help="compile the network with torch.compile: slow to start, faster steps on a GPU",
+    )
     fit.set_defaults(run=run_fit)
 
 
@@ -255,9 +264,11 @@ def run_fit(args) -> None:
         epochs=tuple(args.epochs), batch_size=_batch_size(args.batch_size, len(images)),
         backbone=args.backbone, augmentation=args.augmentation, lr=args.lr,
         image_size=args.image_size, device=args.device, random_state=args.seed,
-        verbose=not args.quiet,
+        verbose=not args.quiet, precision=args.precision, compile=args.compile,
     )
     embedding, seconds = _timed(estimator.fit_transform, images)
+    if not distributed.is_main_process():
+        return  # under torchrun, rank 0 writes the results
     written = [
         write_embedding(out / "embedding.csv", embedding, labels, files),
         write_embedding(out / "embedding.npz", embedding, labels, files),

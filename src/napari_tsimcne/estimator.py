@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import __version__, distributed
+from . import __version__, data, distributed
 from .augmentation import make_augmentation
 from .data import (
     DeviceImages, StreamedImages, as_image_stack, fit_intensity_range, should_stream,
@@ -435,7 +435,7 @@ def _set_channel_statistics(network: TSimCNENetwork, images) -> None:
     """Set the network's per-channel mean and std from the uint8 training images."""
     total = squares = 0
     count = 0
-    for batch in images.chunks(1024):
+    for batch in images.chunks(data.CHUNK_SIZE):
         x = batch.double().div_(255)
         total = total + x.sum(dim=(0, 2, 3))
         squares = squares + x.square().sum(dim=(0, 2, 3))
