@@ -28,7 +28,9 @@ import os
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
+# torch's recommended home of the differentiable collectives (the public
+# torch.distributed.nn.functional ones are deprecated).
+import torch.distributed._functional_collectives as funcol
 from torch import nn
 
 __all__ = [
@@ -97,7 +99,7 @@ def gather_with_gradients(z: torch.Tensor) -> torch.Tensor:
     """
     if not is_distributed():
         return z
-    return torch.cat(dist_fn.all_gather(z))
+    return funcol.all_gather_single_autograd(z.contiguous(), 0, dist.group.WORLD)
 
 
 class DistributedBatchNorm(nn.BatchNorm2d):
@@ -115,10 +117,10 @@ class DistributedBatchNorm(nn.BatchNorm2d):
             return super().forward(x)
         channels = x.shape[1]
         count = torch.tensor([x.numel() / channels], dtype=x.dtype, device=x.device)
-        count = dist_fn.all_reduce(count)
-        mean = dist_fn.all_reduce(x.sum(dim=(0, 2, 3))) / count
+        count = _sum_over_processes(count)
+        mean = _sum_over_processes(x.sum(dim=(0, 2, 3))) / count
         centred = x - mean[None, :, None, None]
-        var = dist_fn.all_reduce(centred.square().sum(dim=(0, 2, 3))) / count
+        var = _sum_over_processes(centred.square().sum(dim=(0, 2, 3))) / count
         with torch.no_grad():
             self.num_batches_tracked += 1
             momentum = self.momentum if self.momentum is not None else 1 / int(self.num_batches_tracked)
@@ -127,6 +129,11 @@ class DistributedBatchNorm(nn.BatchNorm2d):
             self.running_var.lerp_(unbiased, momentum)
         scale = self.weight / torch.sqrt(var + self.eps)
         return centred * scale[None, :, None, None] + self.bias[None, :, None, None]
+
+
+def _sum_over_processes(x: torch.Tensor) -> torch.Tensor:
+    """All-reduce (sum) whose gradient is the all-reduced gradient."""
+    return funcol.all_reduce(x, "sum", dist.group.WORLD)
 
 
 def synchronize_batchnorm(network: nn.Module, device: torch.device) -> nn.Module:
