@@ -115,6 +115,8 @@ class DistributedBatchNorm(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and is_distributed()):
             return super().forward(x)
+        # Statistics in float32 also under bf16 autocast, like BatchNorm's own kernels.
+        x, dtype = x.float(), x.dtype
         channels = x.shape[1]
         count = torch.tensor([x.numel() / channels], dtype=x.dtype, device=x.device)
         count = _sum_over_processes(count)
@@ -128,7 +130,7 @@ class DistributedBatchNorm(nn.BatchNorm2d):
             self.running_mean.lerp_(mean, momentum)
             self.running_var.lerp_(unbiased, momentum)
         scale = self.weight / torch.sqrt(var + self.eps)
-        return centred * scale[None, :, None, None] + self.bias[None, :, None, None]
+        return (centred * scale[None, :, None, None] + self.bias[None, :, None, None]).to(dtype)
 
 
 def _sum_over_processes(x: torch.Tensor) -> torch.Tensor:

@@ -134,8 +134,10 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         Range of the random crops' area for the augmentation presets.
     precision : {"auto", "bf16", "fp32"}, default "auto"
         Arithmetic of the backbone during training: ``"auto"`` is bfloat16
-        autocast on GPUs that support it (about twice as fast) and float32
-        elsewhere.  The projection head and the map are always float32.
+        autocast where the hardware computes in bf16 natively (CUDA GPUs with
+        bf16; CPUs with AVX-512 BF16 or AMX, where it measured about twice as
+        fast) and float32 elsewhere.  The projection head, the loss and the map
+        are always float32.
     compile : bool, default False
         ``torch.compile`` the network: minutes of compilation before the first
         step, then faster steps on GPUs (see ``benchmarks/RESULTS.md``).

@@ -58,25 +58,41 @@ class Accelerations:
 
     @classmethod
     def for_device(cls, device: torch.device, precision: str = "auto",
-                   compile: bool = False) -> "Accelerations":
-        """What pays off on ``device``: on CUDA bf16 autocast (``precision="auto"``
-        where the GPU supports bf16), channels-last and fused SGD; nothing on a CPU.
+                   compile: bool = False) -> Accelerations:
+        """What pays off on ``device`` (measured in ``benchmarks/RESULTS.md``).
 
+        Channels-last on CPUs and CUDA GPUs; bf16 autocast with
+        ``precision="auto"`` where the hardware computes in bf16 natively
+        (CUDA GPUs with bf16, CPUs with AVX-512 BF16 or AMX); fused SGD on CUDA.
         ``precision`` is ``"auto"``, ``"bf16"`` or ``"fp32"``.
         """
         if precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}.")
         cuda = device.type == "cuda"
-        bf16 = precision == "bf16" or (
-            precision == "auto" and cuda and torch.cuda.is_bf16_supported()
-        )
-        return cls(autocast_dtype=torch.bfloat16 if bf16 else None, channels_last=cuda,
-                   fused_optimizer=cuda, compile=compile)
+        bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
+        return cls(autocast_dtype=torch.bfloat16 if bf16 else None,
+                   channels_last=device.type in ("cpu", "cuda"), fused_optimizer=cuda,
+                   compile=compile)
 
     def autocast(self, device: torch.device):
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=self.autocast_dtype)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively, so that bf16 autocast is faster.
+
+    Elsewhere (e.g. CPUs without AVX-512 BF16 or AMX) bf16 is emulated and slower.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        # torch has no public query for the CPU's bf16 instructions; oneDNN uses
+        # AVX-512 BF16 and AMX when present.
+        return any(getattr(torch.cpu, query, lambda: False)()
+                   for query in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return False
 
 
 class TrainingStopped(Exception):
