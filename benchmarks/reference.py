@@ -61,8 +61,13 @@ from lightning import pytorch as pl
 from PIL import Image
 from tsimcne import PLtSimCNE, TSimCNE
 
+_DEFAULTS = inspect.signature(TSimCNE).parameters
 #: The reference's default number of DataLoader worker processes.
-DEFAULT_WORKERS = inspect.signature(TSimCNE).parameters["num_workers"].default
+DEFAULT_WORKERS = _DEFAULTS["num_workers"].default
+#: The reference's default images per batch.
+DEFAULT_BATCH_SIZE = _DEFAULTS["batch_size"].default
+#: The reference's default epochs of its three stages (pretraining, readout, fine-tuning).
+DEFAULT_EPOCHS = tuple(_DEFAULTS["total_epochs"].default)
 
 
 class RandomImages(torch.utils.data.Dataset):

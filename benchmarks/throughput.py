@@ -2,7 +2,9 @@
 
 Our step is the real training step (a uint8 batch gathered by random indices
 -> two batched augmentations -> network -> Cauchy InfoNCE -> SGD with momentum
-0.9 and weight decay 5e-4), on random uint8 images.  ``--reference`` adds the
+0.9 and weight decay 5e-4) with the accelerations ``TSimCNE.fit`` uses on the
+device (``--precision``; on CPUs with native bf16: bf16 autocast and
+channels-last), on random uint8 images.  ``--reference`` adds the
 reference implementation, tsimcne 0.3.12, as one more candidate: its own
 pipeline (per-image torchvision augmentation in DataLoader workers, its
 ResNet-18, its loss, its Lightning loop) on random RGB images of the same size
@@ -43,14 +45,14 @@ from _common import peak_rss_mib, write_json
 from napari_tsimcne.augmentation import make_augmentation
 from napari_tsimcne.loss import CauchyInfoNCELoss
 from napari_tsimcne.network import TSimCNENetwork
-from napari_tsimcne.trainer import training_step
+from napari_tsimcne.trainer import Accelerations, training_step
 
 
 class OurTraining:
     """Our training step for one backbone on a pool of ``4 b`` random uint8 images ``(C, size, size)``."""
 
     def __init__(self, backbone: str, batch_size: int, channels: int, size: int,
-                 device: torch.device):
+                 device: torch.device, precision: str = "auto"):
         self.device = device
         self.batch_size = batch_size
         self.images = torch.randint(0, 256, (4 * batch_size, channels, size, size),
@@ -58,9 +60,14 @@ class OurTraining:
         self.augment = make_augmentation("natural", channels, (size, size))
         self.loss_fn = CauchyInfoNCELoss()
         self.network = TSimCNENetwork(backbone, channels, 128).to(device).train()
+        # The speed-ups that TSimCNE.fit uses on this device.
+        self.accelerations = Accelerations.for_device(device, precision)
+        if self.accelerations.channels_last:
+            self.network.to(memory_format=torch.channels_last)
         # train()'s defaults; the learning rate does not change the cost of a step.
-        self.optimizer = torch.optim.SGD(self.network.parameters(), lr=0.03, momentum=0.9,
-                                         weight_decay=5e-4)
+        self.optimizer = torch.optim.SGD(
+            self.network.parameters(), lr=0.03, momentum=0.9, weight_decay=5e-4,
+            fused=True if self.accelerations.fused_optimizer else None)
         self.parameters = sum(p.numel() for p in self.network.parameters())
         self.matmul_precision = torch.get_float32_matmul_precision()
 
@@ -70,7 +77,7 @@ class OurTraining:
         for _ in range(n_steps):
             order = torch.randperm(len(self.images), device=self.device)
             training_step(self.network, self.images[order[: self.batch_size]], self.augment,
-                          self.loss_fn, self.optimizer)
+                          self.loss_fn, self.optimizer, self.accelerations)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return {"step_s": (time.perf_counter() - start) / n_steps}
@@ -155,6 +162,8 @@ def main():
                         help="steps of each candidate per round (the reference: batches per "
                              "epoch); default 1, or 4 with --reference")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                        help="our precision setting, as TSimCNE(precision=...)")
     parser.add_argument("--reference", action="store_true",
                         help="also time tsimcne 0.3.12 (needs the 'reference' extra)")
     parser.add_argument("--reference-workers", type=int, default=None,
@@ -170,7 +179,8 @@ def main():
 
     device = torch.device(args.device)
     torch.manual_seed(0)
-    candidates = {name: OurTraining(name, args.batch_size, args.channels, args.size, device)
+    candidates = {name: OurTraining(name, args.batch_size, args.channels, args.size, device,
+                                    args.precision)
                   for name in args.backbones}
     if args.reference:
         from reference import DEFAULT_WORKERS, ReferenceTSimCNE

@@ -111,9 +111,8 @@ def as_image_stack(X, *, what: str = "X", min_images: int = 1) -> ImageStack:
 
 
 def _check_dtype(dtype: np.dtype, what: str) -> None:
-    if not (np.issubdtype(dtype, np.number) or dtype == bool) or np.issubdtype(
-        dtype, np.complexfloating
-    ):
+    if (not (np.issubdtype(dtype, np.number) or dtype == bool)
+            or np.issubdtype(dtype, np.complexfloating) or np.issubdtype(dtype, np.timedelta64)):
         raise TypeError(
             f"{what} has dtype {dtype}; images must be bool, integer or float. "
             "Convert them, e.g. with np.asarray(images, dtype=np.float32)."
@@ -160,6 +159,13 @@ def _array_stack(X, what: str) -> ImageStack:
         except Exception as error:  # ragged nested lists and the like
             raise TypeError(f"{what} could not be read as an image array: {error}") from None
     _check_dtype(X.dtype, what)
+    if X.ndim == 3 and X.shape[2] <= 4 and min(X.shape[:2]) >= MIN_IMAGE_SIZE:
+        n, h, w = X.shape
+        raise ValueError(
+            f"{what} has shape {X.shape}, read as {n} images of {h}x{w} pixels; the backbones "
+            f"need at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}. For a single image with channels "
+            "last (H, W, C) use X[None]."
+        )
     if X.ndim == 3:
         X = X[..., None]
     elif X.ndim != 4:
@@ -181,6 +187,11 @@ def _checked_array_stack(X, shape, what: str) -> ImageStack:
         )
     if n == 0 or h == 0 or w == 0:
         raise ValueError(f"{what} is empty (shape {shape}); pass at least one image.")
+    if c == 0:
+        raise ValueError(
+            f"{what} has shape {shape}: its images have 0 channels. "
+            "Pass images with at least one channel, channels last."
+        )
     return ImageStack(X, c, np.tile([h, w], (n, 1)))
 
 
@@ -205,8 +216,14 @@ def _list_stack(images: Sequence, what: str) -> ImageStack:
             f"The images of {what} have different channel counts {sorted(channels)}; "
             "all images must have the same number of channels."
         )
+    n_channels = channels.pop()
+    if n_channels == 0:
+        raise ValueError(
+            f"The images of {what} have 0 channels (image 0 has shape {arrays[0].shape}). "
+            "Pass images with at least one channel, channels last."
+        )
     sizes = np.array([a.shape[:2] for a in arrays])
-    return ImageStack(arrays, channels.pop(), sizes)
+    return ImageStack(arrays, n_channels, sizes)
 
 
 def _dataset_images(dataset, what: str) -> list[np.ndarray]:
@@ -228,21 +245,30 @@ def fit_intensity_range(stack: ImageStack) -> np.ndarray:
 
     Returns a float64 array of shape ``(C, 2)``; see the module docstring.
     """
-    dtype = stack.dtype
-    if dtype == np.uint8:
+    if isinstance(stack.images, (np.ndarray, LazyArray)):
+        dtypes = {stack.dtype}
+    else:  # a list may mix dtypes: the fixed ranges apply only if all images share them
+        dtypes = {np.asarray(image).dtype for image in stack.images}
+    if dtypes == {np.dtype(np.uint8)}:
         return np.tile([0.0, 255.0], (stack.n_channels, 1))
-    if dtype == bool:
+    if dtypes == {np.dtype(bool)}:
         return np.tile([0.0, 1.0], (stack.n_channels, 1))
     sample = np.linspace(0, len(stack) - 1, min(len(stack), RANGE_SAMPLE_SIZE)).astype(int)
     pixels = np.concatenate(
         [np.asarray(stack.images[i], dtype=np.float64).reshape(-1, stack.n_channels) for i in sample]
     )
     pixels = np.where(np.isfinite(pixels), pixels, np.nan)
+    # Percentiles interpolate with differences, which overflow between values
+    # near +-1.8e308; halving such pixels (exactly) keeps them finite.
+    factor = 2.0 if (np.abs(pixels) > 2.0**1000).any() else 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels are handled below
-        low, high = np.nanpercentile(pixels, PERCENTILES, axis=0)
+        low, high = np.nanpercentile(pixels / factor, PERCENTILES, axis=0) * factor
     low, high = np.nan_to_num(low), np.nan_to_num(high)
-    high = np.where(high > low, high, low + 1.0)  # constant channels map to 0
+    # Constant channels map to 0; beyond 2**53, low + 1 == low, so step by the float spacing.
+    with np.errstate(over="ignore"):
+        step = np.maximum(1.0, np.spacing(np.abs(low)))
+        high = np.where(high > low, high, np.minimum(low + step, np.finfo(np.float64).max))
     return np.stack([low, high], axis=1)
 
 
@@ -261,13 +287,31 @@ def to_uint8_tensor(
     Raises ``ValueError`` naming the first image with NaN or infinite values.
     """
     stop = len(stack) if stop is None else stop
-    low = torch.as_tensor(intensity_range[:, 0], dtype=torch.float32)[:, None, None]
-    scale = torch.as_tensor(intensity_range[:, 1] - intensity_range[:, 0], dtype=torch.float32)
+    low, high = (np.asarray(intensity_range, dtype=np.float64)[:, i] for i in (0, 1))
+    # float32 maps uint8, uint16, float32... fast, but not where it would round
+    # the range away (e.g. [1e10, 1e10 + 1]) or overflow (ranges near 3e38).
+    with np.errstate(all="ignore"):
+        low32, high32 = low.astype(np.float32), high.astype(np.float32)
+        scale32 = high32 - low32
+        range_fits_float32 = bool(np.all(np.isfinite(scale32) & (
+            scale32 >= 1024 * np.spacing(np.maximum(np.abs(low32), np.abs(high32)))
+        )))
+    low32 = torch.from_numpy(low32)[:, None, None]
+    scale32 = torch.from_numpy(scale32)[:, None, None]
+    # float64 otherwise; x - low and high - low overflow only for ranges beyond
+    # 2**1000, whose halves x/2 - low/2 and high/2 - low/2 stay finite.
+    factor = 2.0 if np.abs(intensity_range).max() > 2.0**1000 else 1.0
+    scale64 = high / factor - low / factor
+    scale64 = torch.from_numpy(np.where(scale64 > 0, scale64, 1.0))[:, None, None]
+    low64 = torch.from_numpy(low / factor)[:, None, None]
     out = torch.empty((stop - start, stack.n_channels, *image_size), dtype=torch.uint8)
     for chunk_start in range(start, stop, CHUNK_SIZE):
         chunk_stop = min(chunk_start + CHUNK_SIZE, stop)
         for offset, images in _same_size_groups(stack.chunk(chunk_start, chunk_stop)):
-            x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+            fast = range_fits_float32 and np.can_cast(images.dtype, np.float32)
+            x = torch.from_numpy(
+                np.ascontiguousarray(images, dtype=np.float32 if fast else np.float64)
+            )
             x = x.permute(0, 3, 1, 2)
             bad = ~torch.isfinite(x).flatten(1).all(dim=1)
             if bad.any():
@@ -276,7 +320,10 @@ def to_uint8_tensor(
                     f"Image {index} of {what} contains NaN or infinite values. "
                     "Replace them (e.g. np.nan_to_num) or drop the image."
                 )
-            x = ((x - low) / scale[:, None, None]).clamp_(0, 1)
+            if fast:
+                x = ((x - low32) / scale32).clamp_(0, 1)
+            else:
+                x = ((x / factor).sub_(low64) / scale64).clamp_(0, 1).float()
             if tuple(x.shape[2:]) != tuple(image_size):
                 x = F.interpolate(
                     x, size=image_size, mode="bilinear", antialias=True, align_corners=False

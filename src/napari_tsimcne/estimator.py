@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import numbers
 import platform
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import __version__, data, distributed
 from .augmentation import make_augmentation
+from .checkpoint import CheckpointFolder, read_checkpoint
 from .data import (
     DeviceImages, StreamedImages, as_image_stack, fit_intensity_range, should_stream,
     to_uint8_tensor,
@@ -35,6 +38,13 @@ _SAVED_PARAMS = (
     "epochs", "batch_size", "out_dim", "backbone", "augmentation", "lr", "image_size",
     "random_state", "pretrain_dim", "pretrain_loss", "hidden_dim", "weight_decay",
     "momentum", "warmup_epochs", "crop_scale", "precision",
+)
+
+
+#: Parameters that must be the same when a run is resumed from a checkpoint.
+_RUN_PARAMS = (
+    "epochs", "batch_size", "out_dim", "augmentation", "image_size", "random_state",
+    "pretrain_dim", "pretrain_loss", "hidden_dim", "warmup_epochs", "crop_scale", "precision",
 )
 
 
@@ -147,6 +157,14 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         device as uint8 first.  ``"auto"`` streams when that copy would take
         more than a quarter of the free memory of the device.
 
+    checkpoint_dir : str, Path or None, default None
+        Folder for checkpoints of the running training (created if missing):
+        written every ``checkpoint_every`` epochs and at the end of every stage,
+        the newest two kept.  ``fit(X, resume=True)`` continues from the newest
+        good one after a crash, a ``kill`` or a stop.
+    checkpoint_every : int, default 10
+        Epochs between checkpoints within a stage.
+
     Distributed training: launched with ``torchrun``, every process calls
     ``fit`` with the same data and parameters; ``batch_size`` is then the
     global batch, and only rank 0 writes files in :meth:`save`.  See
@@ -194,6 +212,8 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         precision="auto",
         compile=False,
         stream="auto",
+        checkpoint_dir=None,
+        checkpoint_every=10,
     ):
         self.epochs = epochs
         self.batch_size = batch_size
@@ -216,22 +236,38 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         self.precision = precision
         self.compile = compile
         self.stream = stream
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, resume=False, resume_from=None):
         """Train on images ``X`` (see :mod:`napari_tsimcne.data` for the accepted forms).
 
         ``y`` is ignored.  Returns ``self``.
+
+        Parameters
+        ----------
+        resume : bool, default False
+            Continue from the newest good checkpoint in ``checkpoint_dir``
+            (train from the start, with a warning, if there is none).  The
+            images and the parameters that shape the run must be those of the
+            interrupted run; learning rate, momentum and weight decay may change.
+            On a CPU the result equals that of an uninterrupted run.
+        resume_from : path or None
+            Continue from this checkpoint file instead.
         """
-        self._fit(X)
+        self._fit(X, resume, resume_from)
         return self
 
-    def fit_transform(self, X, y=None):
-        """Train on ``X`` and return its embedding ``(n_images, out_dim)``, float32."""
-        self._fit(X)
+    def fit_transform(self, X, y=None, *, resume=False, resume_from=None):
+        """Train on ``X`` and return its embedding ``(n_images, out_dim)``, float32.
+
+        ``resume`` and ``resume_from`` as in :meth:`fit`.
+        """
+        self._fit(X, resume, resume_from)
         return self.embedding_.copy()
 
-    def _fit(self, X):
+    def _fit(self, X, resume=False, resume_from=None):
         stack = as_image_stack(X, min_images=2)
         batch_size = self._check_batch_size(len(stack))
         device = resolve_device(self.device)
@@ -251,6 +287,13 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         )
         intensity_range = fit_intensity_range(stack)
         images = self._training_images(stack, intensity_range, image_size, device)
+        run = {
+            "backbone": backbone, "image_shape": [*image_size, stack.n_channels],
+            "n_images": len(images), "images": _fingerprint(images),
+            **{name: _run_value(getattr(self, name)) for name in _RUN_PARAMS},
+        }
+        checkpoints = self._checkpoint_folder(run)
+        resume_state = self._resume_state(resume, resume_from, checkpoints, run)
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         fork_devices = [device] if device.type == "cuda" else []
@@ -259,14 +302,24 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             network = TSimCNENetwork(backbone, stack.n_channels, stages[0].out_dim,
                                      self.hidden_dim).to(device)
             _set_channel_statistics(network, images)
+            if checkpoints is not None:
+                checkpoints.check_writable(_checkpoint_bytes(network))
             stopped = False
             try:
                 history = train(
                     network, images, stages, augment, batch_size=batch_size,
                     momentum=self.momentum, weight_decay=self.weight_decay,
                     callbacks=list(self.callbacks or ()), progress=self._progress_bar(),
-                    accelerations=accelerations,
+                    accelerations=accelerations, checkpoints=checkpoints, resume=resume_state,
                 )
+            except FloatingPointError as error:
+                kept = checkpoints.paths() if checkpoints is not None else []
+                if kept:
+                    raise FloatingPointError(
+                        f"{error} The last good checkpoint, {kept[0]}, is kept: continue "
+                        "from it with fit(X, resume=True) and a lower lr."
+                    ) from None
+                raise
             except TrainingStopped as stop:
                 if network.head.out_dim != self.out_dim:
                     raise TrainingStopped(
@@ -287,6 +340,36 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         self.stopped_early_ = stopped
         self.embedding_ = embed(network, images.chunks(inference_batch_size(self.batch_size)),
                                 device=device)
+
+    def _checkpoint_folder(self, run: dict):
+        if self.checkpoint_dir is None:
+            return None
+        return CheckpointFolder(self.checkpoint_dir, self.checkpoint_every, run)
+
+    def _resume_state(self, resume, resume_from, checkpoints, run: dict):
+        """The checkpoint to continue from, checked against this run, or None."""
+        if resume_from is not None:
+            state = read_checkpoint(resume_from)
+        elif resume:
+            if checkpoints is None:
+                raise ValueError("resume=True needs checkpoint_dir, the folder of the checkpoints.")
+            state = checkpoints.latest()
+            if state is None:
+                warnings.warn(f"No checkpoint in {checkpoints.folder}; training from the start.",
+                              stacklevel=3)
+                return None
+        else:
+            return None
+        differences = [
+            f"{key}: {state['metadata'].get(key)!r} in the checkpoint, {value!r} now"
+            for key, value in run.items() if state["metadata"].get(key) != value
+        ]
+        if differences:
+            raise ValueError(
+                f"{state['path']} belongs to a different run ({'; '.join(differences)}). "
+                "Resume with the same images and parameters, or train anew without resume."
+            )
+        return state
 
     def _training_images(self, stack, intensity_range, image_size, device):
         stream = self.stream
@@ -446,6 +529,32 @@ def _set_channel_statistics(network: TSimCNENetwork, images) -> None:
     std = (squares / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)
     network.channel_mean.copy_(mean.float())
     network.channel_std.copy_(std.float())
+
+
+def _fingerprint(images, n_sample: int = 64) -> str:
+    """SHA-256 of up to ``n_sample`` evenly spaced uint8 training images, to recognise a dataset."""
+    indices = torch.linspace(0, len(images) - 1, min(n_sample, len(images))).long()
+    sample = next(images.select([indices]))
+    return hashlib.sha256(sample.cpu().numpy().tobytes()).hexdigest()
+
+
+def _run_value(value):
+    """``value`` as a checkpoint stores and compares it: plain values, sequences as lists."""
+    if callable(value):
+        return "custom"  # a user's augmentation function
+    if isinstance(value, np.random.RandomState):
+        return "RandomState"
+    value = _plain_value(value)
+    if isinstance(value, (list, tuple)):
+        return [_run_value(v) for v in value]
+    return value
+
+
+def _checkpoint_bytes(network: TSimCNENetwork) -> int:
+    """About the size of a checkpoint: weights and buffers, and SGD's momentum per weight."""
+    weights = sum(p.numel() * p.element_size() for p in network.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in network.buffers())
+    return 2 * weights + buffers + 2**20
 
 
 def _plain_value(value):

@@ -22,13 +22,17 @@ FORMAT = "napari-tsimcne-model"
 FORMAT_VERSION = 1
 
 
-def write_model_file(path, payload: dict) -> Path:
-    """Atomically write ``payload`` (tensors and plain values) to ``path``."""
+def write_model_file(path, payload: dict, kind: str = FORMAT) -> Path:
+    """Atomically write ``payload`` (tensors and plain values) to ``path``.
+
+    ``kind`` names the file's format (models, or checkpoints).  A full disk
+    raises ``OSError`` naming the file, and leaves any earlier file intact.
+    """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"Cannot save to {path}: the folder {folder} does not exist.")
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    payload = {"format": kind, "format_version": FORMAT_VERSION, **payload}
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         # mkstemp creates the file readable by its owner only; give the model
@@ -39,6 +43,11 @@ def write_model_file(path, payload: dict) -> Path:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise OSError(error.errno, f"Could not write {path} ({error.strerror or error}); "
+                      "any earlier file there is unchanged. Free disk space or choose "
+                      "another folder.") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -51,8 +60,8 @@ def _current_umask() -> int:
     return mask
 
 
-def read_model_file(path) -> dict:
-    """Read and check a model file written by :func:`write_model_file`.
+def read_model_file(path, kind: str = FORMAT) -> dict:
+    """Read and check a file of format ``kind`` written by :func:`write_model_file`.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming
     the file for one that is damaged, foreign or from a newer format version.
@@ -74,9 +83,11 @@ def read_model_file(path) -> dict:
             f"{path} is not a napari-tsimcne model file, or it is damaged "
             f"(truncated or altered): {reason}"
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") != kind:
+        what = "model file" if kind == FORMAT else "checkpoint"
         raise ValueError(
-            f"{path} is a torch file but not a napari-tsimcne model file; "
+            f"{path} is a torch file but not a napari-tsimcne {what} (its format is "
+            f"{payload.get('format') if isinstance(payload, dict) else 'unknown'!r}); "
             "save models with TSimCNE.save or `napari-tsimcne fit`."
         )
     version = payload.get("format_version")

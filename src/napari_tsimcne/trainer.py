@@ -111,6 +111,8 @@ def train(
     callbacks: Sequence = (),
     progress: Callable[[Stage], object] | None = None,
     accelerations: Accelerations = Accelerations(),
+    checkpoints=None,
+    resume: dict | None = None,
 ) -> list[np.ndarray]:
     """Train ``network`` in place through ``stages``.
 
@@ -136,6 +138,12 @@ def train(
         for a stage.
     accelerations
         Speed-ups of the step, see :class:`Accelerations`.
+    checkpoints
+        A :class:`napari_tsimcne.checkpoint.CheckpointFolder` that receives a
+        :func:`training_state` every few epochs and at the end of every stage.
+    resume
+        A checkpoint's training state to continue from (its ``"stage"`` and
+        ``"epoch"`` say where); the network must be built as for a new run.
 
     Returns
     -------
@@ -168,21 +176,36 @@ def train(
     order_generator = torch.Generator().manual_seed(order_seed)
     if distributed.is_distributed():
         torch.manual_seed(order_seed + distributed.rank())
+    start = (0, 0)
+    if resume is not None:
+        start = _restore(network, resume, stages, order_generator)
+        history = [list(h) for h in resume["history"][: start[0] + (start[1] > 0)]]
+    if distributed.is_distributed():
         distributed.synchronize_batchnorm(network, images.device)
     if accelerations.channels_last:
         network.to(memory_format=torch.channels_last)
     try:
         for stage_index, stage in enumerate(stages):
-            if stage.new_readout:
+            if stage_index < start[0]:
+                continue
+            first_epoch = start[1] if stage_index == start[0] else 0
+            if stage.new_readout and first_epoch == 0:
                 network.head.replace_readout(stage.out_dim)
-            losses = []
-            history.append(losses)
+            if first_epoch == 0:
+                history.append([])
+            losses = history[-1]
+            run = StageRun(network, images, stage, batch_size, momentum, weight_decay,
+                           accelerations, resume if first_epoch else None)
             bar = progress(stage) if progress and distributed.is_main_process() else None
             try:
-                epochs = _run_stage(network, images, stage, augment, batch_size, momentum,
-                                    weight_decay, stop_requested, order_generator, accelerations)
-                for epoch, loss in enumerate(epochs):
+                if bar is not None:
+                    bar.update(first_epoch)
+                for epoch, loss in enumerate(run.epochs(first_epoch, augment, order_generator,
+                                                        stop_requested), start=first_epoch):
                     losses.append(loss)
+                    if checkpoints is not None and checkpoints.due(epoch + 1, stage.epochs):
+                        checkpoints.write(stage_index, epoch + 1, training_state(
+                            network, run, order_generator, history))
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(loss=f"{loss:.3f}")
@@ -212,47 +235,111 @@ def _overrides(callback, method: str) -> bool:
     )
 
 
-def _run_stage(network, images, stage, augment, batch_size, momentum, weight_decay,
-               stop_requested, order_generator, accelerations):
-    """Generator: trains one stage, yielding the mean loss of every epoch.
+class StageRun:
+    """One stage in progress: its optimiser, learning-rate schedule and epochs.
 
-    Returns early, without a loss for the unfinished epoch, once
-    ``stop_requested()`` is true.
+    ``state`` (a checkpoint's ``"optimizer"`` and ``"scheduler"``) continues a
+    stage that was interrupted.
     """
-    loss_fn = make_loss(stage.loss)
-    network.train()
-    network.set_trainable(stage.readout_only)
-    parameters = [p for p in network.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(parameters, lr=stage.lr, momentum=momentum,
-                                weight_decay=weight_decay,
-                                fused=True if accelerations.fused_optimizer else None)
-    model = _step_model(network, images.device, accelerations)
-    steps_per_epoch = len(images) // batch_size
-    total_steps = steps_per_epoch * stage.epochs
-    warmup_steps = round(stage.warmup_epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: learning_rate_factor(step, total_steps, warmup_steps, stage.anneal)
-    )
-    # This process's share of every global batch.
-    share = batch_size // distributed.world_size()
-    first = distributed.rank() * share
-    for _ in range(stage.epochs):
-        order = torch.randperm(len(images), generator=order_generator)
-        index_batches = (order[step * batch_size + first : step * batch_size + first + share]
-                         for step in range(steps_per_epoch))
-        epoch_loss = torch.zeros((), device=images.device)
-        for batch in images.select(index_batches):
-            if stop_requested():
-                return
-            epoch_loss += training_step(model, batch, augment, loss_fn, optimizer, accelerations)
-            scheduler.step()
-        mean_loss = float(epoch_loss) / steps_per_epoch
-        if not np.isfinite(mean_loss):
-            raise FloatingPointError(
-                f"The loss became {mean_loss} in {stage.name}. Lower the learning rate (lr) "
-                "or check the images for extreme values."
-            )
-        yield mean_loss
+
+    def __init__(self, network, images, stage: Stage, batch_size: int, momentum: float,
+                 weight_decay: float, accelerations: Accelerations, state: dict | None = None):
+        self.network, self.images, self.stage = network, images, stage
+        self.batch_size, self.accelerations = batch_size, accelerations
+        network.train()
+        network.set_trainable(stage.readout_only)
+        parameters = [p for p in network.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.SGD(parameters, lr=stage.lr, momentum=momentum,
+                                         weight_decay=weight_decay,
+                                         fused=True if accelerations.fused_optimizer else None)
+        self.steps_per_epoch = len(images) // batch_size
+        total_steps = self.steps_per_epoch * stage.epochs
+        warmup_steps = round(stage.warmup_epochs * self.steps_per_epoch)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda step: learning_rate_factor(step, total_steps, warmup_steps, stage.anneal),
+        )
+        if state is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.model = _step_model(network, images.device, accelerations)
+
+    def epochs(self, first_epoch, augment, order_generator, stop_requested):
+        """Generator: trains epochs ``first_epoch..``, yielding each one's mean loss.
+
+        Returns early, without a loss for the unfinished epoch, once
+        ``stop_requested()`` is true.  A non-finite epoch loss raises
+        ``FloatingPointError`` before anything is yielded for that epoch.
+        """
+        loss_fn = make_loss(self.stage.loss)
+        batch_size = self.batch_size
+        # This process's share of every global batch.
+        share = batch_size // distributed.world_size()
+        first = distributed.rank() * share
+        device = self.images.device
+        for _ in range(first_epoch, self.stage.epochs):
+            order = torch.randperm(len(self.images), generator=order_generator)
+            index_batches = (order[step * batch_size + first : step * batch_size + first + share]
+                             for step in range(self.steps_per_epoch))
+            epoch_loss = torch.zeros((), device=device)
+            for batch in self.images.select(index_batches):
+                if stop_requested():
+                    return
+                epoch_loss += training_step(self.model, batch, augment, loss_fn, self.optimizer,
+                                            self.accelerations)
+                self.scheduler.step()
+            mean_loss = float(epoch_loss) / self.steps_per_epoch
+            if not np.isfinite(mean_loss):
+                raise FloatingPointError(
+                    f"The loss became {mean_loss} in {self.stage.name}. Lower the learning "
+                    "rate (lr) or check the images for extreme values."
+                )
+            yield mean_loss
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+
+def training_state(network, run: StageRun, order_generator, history) -> dict:
+    """What a checkpoint needs to continue training exactly: tensors and plain values.
+
+    Weights (with BatchNorm statistics and the per-channel normalisation),
+    optimiser and schedule, the random generators and the loss history.
+    """
+    return {
+        "network": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
+        **run.state_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "order": order_generator.get_state(),
+        },
+        "history": [list(map(float, h)) for h in history],
+    }
+
+
+def _restore(network, state: dict, stages, order_generator) -> tuple[int, int]:
+    """Load a checkpoint's weights and random generators; return where to go on.
+
+    The position ``(stage, epoch)`` is the next epoch to train; a checkpoint
+    from the end of a stage continues with the next stage.
+    """
+    readout = state["network"]["head.readout.weight"]
+    if readout.shape[0] != network.head.out_dim:
+        network.head.replace_readout(readout.shape[0])
+    network.load_state_dict(state["network"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if state["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    order_generator.set_state(state["rng"]["order"])
+    if distributed.is_distributed():
+        # Only rank 0's generator was saved; the others continue from their own seeds.
+        torch.manual_seed(int(order_generator.initial_seed()) + distributed.rank()
+                          + 7919 * (state["stage"] + 1) * (state["epoch"] + 1))
+    stage, epoch = state["stage"], state["epoch"]
+    if epoch >= stages[stage].epochs:
+        return stage + 1, 0
+    return stage, epoch
 
 
 def _step_model(network: nn.Module, device: torch.device, accelerations: Accelerations):

@@ -1,0 +1,43 @@
+"""Same data, parameters and random_state on a CPU: the same embedding, bit for bit."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from napari_tsimcne import TSimCNE
+
+RUN = textwrap.dedent("""
+    import hashlib, sys
+    import torch
+    sys.path.insert(0, {tests!r})
+    from conftest import FAST_PARAMS, make_class_images
+    from napari_tsimcne import TSimCNE
+    torch.set_num_threads(int(sys.argv[1]))
+    embedding = TSimCNE(**FAST_PARAMS).fit_transform(make_class_images()[0])
+    print(hashlib.sha256(embedding.tobytes()).hexdigest())
+""")
+
+
+def digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def test_two_fits_in_one_process_are_identical(images, make_estimator):
+    first = make_estimator().fit_transform(images)
+    second = make_estimator().fit_transform(images)
+    assert digest(first) == digest(second)
+    assert digest(make_estimator(random_state=1).fit_transform(images)) != digest(first)
+
+
+def test_fits_in_separate_processes_are_identical(images, make_estimator):
+    script = RUN.format(tests=os.path.dirname(__file__))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    digests = [subprocess.run([sys.executable, "-c", script, "1"], env=env, capture_output=True,
+                              text=True, timeout=300, check=True).stdout.strip()
+               for _ in range(2)]
+    in_this_process = digest(make_estimator().fit_transform(images))
+    assert digests == [in_this_process, in_this_process]
