@@ -235,3 +235,27 @@ def write_text(path: Path) -> Path:
 def save_npy(path: Path, array: np.ndarray) -> Path:
     np.save(path, array)
     return path
+
+
+def test_fit_writes_checkpoints_and_resume_continues_to_the_same_map(stack, tmp_path):
+    np.save(tmp_path / "images.npy", stack)
+    training = [*TINY_TRAINING[:1], "3", "1", "2", *TINY_TRAINING[4:], "--checkpoint-every", "1"]
+    assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
+                 *training]) == 0
+    uninterrupted = np.load(tmp_path / "out" / "embedding.npz")["embedding"]
+    checkpoints = sorted((tmp_path / "out" / "checkpoints").iterdir())
+    assert [p.name for p in checkpoints] == ["checkpoint-2-00001.pt", "checkpoint-2-00002.pt"]
+    checkpoints[-1].unlink()  # as if the run had died during fine-tuning
+    assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
+                 *training, "--resume"]) == 0
+    resumed = np.load(tmp_path / "out" / "embedding.npz")["embedding"]
+    np.testing.assert_array_equal(resumed, uninterrupted)
+
+
+def test_resume_with_other_options_is_refused_with_the_reason(stack, tmp_path, capsys):
+    np.save(tmp_path / "images.npy", stack)
+    out = ["--out", str(tmp_path / "out")]
+    assert main(["fit", str(tmp_path / "images.npy"), *out, *TINY_TRAINING]) == 0
+    other = [*TINY_TRAINING[:5], "8", *TINY_TRAINING[6:], "--resume"]
+    assert main(["fit", str(tmp_path / "images.npy"), *out, *other]) == 2
+    assert "different run (batch_size: 16 in the checkpoint, 8 now)" in capsys.readouterr().err

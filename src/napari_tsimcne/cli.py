@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,16 @@ def _add_fit_parser(commands) -> None:
         "--compile", action="store_true",
         help="compile the network with torch.compile: slow to start, faster steps on a GPU",
     )
+    fit.add_argument(
+        "--checkpoint-every", type=int, default=10, metavar="N",
+        help="write a checkpoint to OUT/checkpoints every N epochs and at the end of every "
+        "stage (default: %(default)s; 0: no checkpoints)",
+    )
+    fit.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run from the newest good checkpoint in OUT/checkpoints "
+        "(same INPUT and options; the result equals an uninterrupted run on a CPU)",
+    )
     fit.set_defaults(run=run_fit)
 
 
@@ -265,8 +276,12 @@ def run_fit(args) -> None:
         backbone=args.backbone, augmentation=args.augmentation, lr=args.lr,
         image_size=args.image_size, device=args.device, random_state=args.seed,
         verbose=not args.quiet, precision=args.precision, compile=args.compile,
+        checkpoint_dir=out / "checkpoints" if args.checkpoint_every or args.resume else None,
+        checkpoint_every=args.checkpoint_every or 10,
     )
-    embedding, seconds = _timed(estimator.fit_transform, images)
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be 0 or more, got {args.checkpoint_every}.")
+    embedding, seconds = _timed(partial(estimator.fit_transform, resume=args.resume), images)
     if not distributed.is_main_process():
         return  # under torchrun, rank 0 writes the results
     written = [

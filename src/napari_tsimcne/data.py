@@ -287,7 +287,8 @@ def to_uint8_tensor(
     Raises ``ValueError`` naming the first image with NaN or infinite values.
     """
     stop = len(stack) if stop is None else stop
-    low, high = (np.asarray(intensity_range, dtype=np.float64)[:, i] for i in (0, 1))
+    intensity_range = np.asarray(intensity_range, dtype=np.float64)
+    low, high = intensity_range[:, 0], intensity_range[:, 1]
     # float32 maps uint8, uint16, float32... fast, but not where it would round
     # the range away (e.g. [1e10, 1e10 + 1]) or overflow (ranges near 3e38).
     with np.errstate(all="ignore"):
