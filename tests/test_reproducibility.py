@@ -33,11 +33,15 @@ def test_two_fits_in_one_process_are_identical(images, make_estimator):
     assert digest(make_estimator(random_state=1).fit_transform(images)) != digest(first)
 
 
-def test_fits_in_separate_processes_are_identical(images, make_estimator):
+def run_in_new_process(threads: int) -> str:
     script = RUN.format(tests=os.path.dirname(__file__))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    digests = [subprocess.run([sys.executable, "-c", script, "1"], env=env, capture_output=True,
-                              text=True, timeout=300, check=True).stdout.strip()
-               for _ in range(2)]
-    in_this_process = digest(make_estimator().fit_transform(images))
-    assert digests == [in_this_process, in_this_process]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    return subprocess.run([sys.executable, "-c", script, str(threads)], env=env,
+                          capture_output=True, text=True, timeout=300, check=True).stdout.strip()
+
+
+def test_fits_in_separate_processes_are_identical(images, make_estimator):
+    in_this_process = digest(make_estimator().fit_transform(images))  # one thread (conftest)
+    assert [run_in_new_process(1), run_in_new_process(1)] == [in_this_process] * 2
+    two_threads = run_in_new_process(2)
+    assert run_in_new_process(2) == two_threads
