@@ -1,7 +1,7 @@
 """Time to quality of the reference, tsimcne 0.3.12, with its defaults scaled to a budget.
 
 The row "the reference implementation with its defaults scaled to the same
-budget" of the Fashion-MNIST comparison (see ``cpu_quality.py`` for ours):
+budget" of the Fashion-MNIST comparison (see ``quality.py`` for ours):
 the reference's ``TSimCNE`` trains on the first ``--n-train`` training images,
 places them and the first ``--n-test`` test images with its ``transform``, and
 the kNN (k=15) accuracy of the test points among the training points is

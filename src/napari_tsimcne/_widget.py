@@ -2,7 +2,8 @@
 
 * :class:`TrainWidget` (magicgui) takes the images from Image layers (a stack,
   or one crop per object of a Labels layer), trains in a worker thread with
-  live progress and Cancel, and saves, loads and applies models.
+  live progress and Cancel, optionally writing checkpoints that Resume
+  continues from, and saves, loads and applies models.
 * :class:`ExploreWidget` (Qt) shows the images of the selected points as a
   gallery, colours the map by a feature, lists outliers and near-duplicates,
   lays thumbnails on the map and exports the table.
@@ -18,7 +19,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, LineEdit, ProgressBar, PushButton, Select, SpinBox
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    Select,
+    SpinBox,
+)
 from napari.layers import Image, Labels, Points, Shapes
 from napari.layers.base import ActionType
 from napari.layers.points._points_mouse_bindings import select as napari_select
@@ -45,8 +56,8 @@ from qtpy.QtWidgets import (
 
 from . import crops, explore, session
 from .estimator import TSimCNE
-from .schedule import batch_size_for
 from .explore import MAP_KEY, ChannelDisplay, ImageMap, ImageSource
+from .schedule import batch_size_for
 
 __all__ = ["ExploreWidget", "TrainWidget", "show_map"]
 
@@ -70,6 +81,12 @@ def map_record(layer) -> ImageMap | None:
     """The :class:`ImageMap` behind a map layer, or ``None`` for any other layer."""
     record = getattr(layer, "metadata", {}).get(MAP_KEY)
     return record if isinstance(layer, Points) and isinstance(record, ImageMap) else None
+
+
+def _map_layer_named(viewer, name: str) -> Points | None:
+    """The viewer's map layer called ``name``, or ``None`` (also for another kind of layer)."""
+    layer = next((layer for layer in viewer.layers if layer.name == name), None)
+    return layer if map_record(layer) else None
 
 
 def _is_plugin_layer(layer) -> bool:
@@ -243,7 +260,20 @@ class TrainWidget(Container):
                                   choices=[(text, name) for name, text in session.BACKBONES.items()])
         self._device = ComboBox(label="Device", choices=session.available_devices())
         self._seed = SpinBox(label="Random seed", min=0, max=2**31 - 1, value=0)
+        self._checkpoint_dir = FileEdit(
+            label="Checkpoints", mode="d", nullable=True,
+            tooltip="Optional folder (created if missing) for checkpoints of the training, "
+                    "the newest two kept. Leave empty for none. With checkpoints, Resume "
+                    "continues a cancelled or crashed training.",
+        )
+        self._checkpoint_every = SpinBox(
+            label="  every (epochs)", min=1, max=100_000, value=session.CHECKPOINT_EVERY,
+            tooltip="Epochs between checkpoints; one is also written at the end of every stage.",
+        )
         self._train_button = PushButton(text="Train")
+        self._resume_button = PushButton(
+            text="Resume", tooltip="Continue the training whose checkpoints are in the "
+                                   "Checkpoints folder, with the same images and settings.")
         self._progress_bar = ProgressBar(value=0, min=0, max=1, label="Progress")
         self._status = Label(value="Select a stack of images and press Train.")
         for label in (self._summary, self._status):
@@ -260,7 +290,10 @@ class TrainWidget(Container):
         self.extend([
             self._images, self._objects, self._crop_size, self._summary, self._schedule,
             self._epochs, self._batch_size, self._image_size, self._augmentation,
-            self._backbone, self._device, self._seed, self._train_button,
+            self._backbone, self._device, self._seed, self._checkpoint_dir,
+            self._checkpoint_every,
+            Container(widgets=[self._train_button, self._resume_button], layout="horizontal",
+                      labels=False),
             self._progress_bar, self._status, self._map,
             Container(widgets=[self._save_button, self._load_button], layout="horizontal",
                       labels=False),
@@ -273,11 +306,14 @@ class TrainWidget(Container):
         self._schedule.changed.connect(self._on_schedule_changed)
         self._epochs.changed.connect(self._on_epochs_edited)
         self._train_button.changed.connect(self._on_train_clicked)
+        self._resume_button.changed.connect(self.resume)
+        self._checkpoint_dir.changed.connect(self._update_buttons)
         self._save_button.changed.connect(self._ask_save_model)
         self._load_button.changed.connect(self._ask_load_model)
         self._place_button.changed.connect(self.place_images)
         self.native.destroyed.connect(self._stop_quietly)
         self.reset_choices()
+        self._update_buttons()
 
     # ------------------------------------------------------------------ inputs
     def _image_choices(self, _widget=None):
@@ -367,12 +403,25 @@ class TrainWidget(Container):
         presets = {_epochs_text(epochs): name for name, epochs in session.SCHEDULES.items()}
         self._schedule.value = presets.get(text.strip(), "custom")
 
-    def settings(self) -> session.TrainingSettings:
+    def _checkpoint_folder(self) -> Path | None:
+        """The folder under Checkpoints, or ``None`` when it is empty (no checkpoints)."""
+        text = self._checkpoint_dir.line_edit.value.strip()
+        return Path(text).expanduser() if text else None
+
+    def _update_buttons(self, *_):
+        """Resume and the checkpoint interval need a checkpoint folder; nothing starts while busy."""
+        has_folder = self._checkpoint_folder() is not None
+        self._checkpoint_every.enabled = has_folder
+        self._resume_button.enabled = has_folder and not self.running
+
+    def settings(self, resume: bool = False) -> session.TrainingSettings:
         """The form's choices; raises ValueError for unreadable epochs."""
         return session.TrainingSettings(
             epochs=session.parse_epochs(self._epochs.value), batch_size=self._batch_size.value,
             image_size=self._image_size.value, augmentation=self._augmentation.value,
             backbone=self._backbone.value, device=self._device.value, seed=self._seed.value,
+            checkpoint_dir=self._checkpoint_folder(),
+            checkpoint_every=self._checkpoint_every.value, resume=resume,
         )
 
     # ---------------------------------------------------------------- training
@@ -386,26 +435,35 @@ class TrainWidget(Container):
         else:
             self.train()
 
-    def train(self) -> None:
-        """Start training on the selected images in a worker thread."""
+    def train(self, resume: bool = False) -> None:
+        """Start training on the selected images in a worker thread.
+
+        With ``resume``, continue the training whose checkpoints are in the
+        Checkpoints folder (same images and settings) from the newest one.
+        """
         if self.running:
             return
         try:
-            settings = self.settings()
+            settings = self.settings(resume=resume)
             request, run = self._request(min_images=2)
         except ValueError as error:
             show_error(str(error))
             return
-        existing = self._viewer.layers[run.name] if run.name in self._viewer.layers else None
-        run.layer = existing if map_record(existing) else None
+        run.layer = _map_layer_named(self._viewer, run.name)
         run.previous = map_record(run.layer)
+        run.checkpoints = settings.checkpoint_dir
         self._progress = session.TrainingProgress(settings.epochs, self._relay.event.emit)
         self._progress_bar.max = self._progress.total_epochs
         self._progress_bar.value = 0
-        self._status.value = "Preparing the images…"
+        self._status.value = ("Preparing the images and reading the newest checkpoint…" if resume
+                              else "Preparing the images…")
         self._train_button.text = "Cancel"
         self._start(run, self._on_training_returned, _prepare_and_train, request, settings,
                     self._progress)
+
+    def resume(self, *_) -> None:
+        """Continue the training whose checkpoints are in the Checkpoints folder."""
+        self.train(resume=True)
 
     def _request(self, min_images: int) -> tuple[crops.TrainingRequest, _Run]:
         """What to train on (or place), and a run record named after the first image layer."""
@@ -431,6 +489,7 @@ class TrainWidget(Container):
         self._worker.returned.connect(on_returned)
         self._worker.finished.connect(self._on_worker_finished)
         self._worker.start()
+        self._update_buttons()
 
     def cancel(self) -> None:
         """Ask training to stop; it stops before its next optimiser step."""
@@ -469,7 +528,8 @@ class TrainWidget(Container):
         if outcome.error is not None:
             self._restore_previous(run)
             if outcome.stopped:
-                self._status.value = "Stopped before the 2-D map existed; the previous result is kept."
+                self._status.value = ("Stopped before the 2-D map existed; the previous result is "
+                                      "kept." + _resume_hint(run))
             else:
                 self._status.value = "Training failed; see the message."
                 show_error(outcome.error)
@@ -485,8 +545,11 @@ class TrainWidget(Container):
         run.layer.mode = "select"
         self._viewer.layers.selection.active = run.layer
         n = len(table)
-        self._status.value = (f"Map of {n} images; stopped early by Cancel." if result.stopped_early
-                              else f"Done: map of {n} images.")
+        if result.stopped_early:
+            self._status.value = f"Map of {n} images; stopped early by Cancel." + _resume_hint(run)
+        else:
+            self._progress_bar.value = self._progress_bar.max  # also when resumed at the end
+            self._status.value = f"Done: map of {n} images."
         self._open_explorer()
 
     def _restore_previous(self, run) -> None:
@@ -503,6 +566,7 @@ class TrainWidget(Container):
         self._progress = None
         self._run = None
         self._train_button.text = "Train"
+        self._update_buttons()
 
     def _open_explorer(self) -> None:
         try:
@@ -595,8 +659,7 @@ class TrainWidget(Container):
             source=ImageSource(run.source_layer, prepared.stack_axis, run.labels_layer),
             frame=run.frame,
         )
-        existing = self._viewer.layers[run.name] if run.name in self._viewer.layers else None
-        show_map(self._viewer, record, run.name, existing if map_record(existing) else None)
+        show_map(self._viewer, record, run.name, _map_layer_named(self._viewer, run.name))
         self._status.value = f"Placed {len(embedding)} images on the map."
 
 
@@ -606,7 +669,8 @@ class _Run:
 
     ``layer`` is the map layer being drawn, ``previous`` its record before the
     run (restored if training is stopped before the map exists), ``created``
-    whether the run added the layer.
+    whether the run added the layer, ``checkpoints`` the training's
+    checkpoint folder.
     """
 
     name: str
@@ -618,10 +682,17 @@ class _Run:
     layer: Points | None = None
     previous: ImageMap | None = None
     created: bool = False
+    checkpoints: Path | None = None
 
 
 def _epochs_text(epochs) -> str:
     return ", ".join(str(e) for e in epochs)
+
+
+def _resume_hint(run: _Run) -> str:
+    if run.checkpoints is None:
+        return ""
+    return f" Its checkpoints in {run.checkpoints} are kept: Resume continues from the newest."
 
 
 def _prepare_and_train(request: crops.TrainingRequest, settings: session.TrainingSettings,

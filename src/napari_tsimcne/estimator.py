@@ -30,7 +30,7 @@ __all__ = ["TSimCNE", "TrainingStopped", "resolve_device", "CPU_BACKBONE", "GPU_
 
 #: Backbone of ``backbone="auto"`` on a GPU: the paper's.
 GPU_BACKBONE = "resnet18"
-#: Backbone of ``backbone="auto"`` on a CPU, chosen by ``benchmarks/cpu_quality.py``.
+#: Backbone of ``backbone="auto"`` on a CPU, chosen by ``benchmarks/quality.py``.
 CPU_BACKBONE = "resnet10-w32"
 
 #: Parameters that describe the model and go into the model file.

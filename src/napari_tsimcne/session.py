@@ -3,7 +3,10 @@
 The napari widget runs :func:`train_map` in a worker thread; a
 :class:`TrainingProgress` callback hands it a :class:`ProgressEvent` after
 every epoch and stage, and its :meth:`TrainingProgress.stop` makes training
-stop before the next optimiser step.  Nothing here needs napari or Qt.
+stop before the next optimiser step.  With a checkpoint folder in
+:class:`TrainingSettings`, a stopped (or crashed) training leaves its
+checkpoints there, and the same settings with ``resume=True`` continue it.
+Nothing here needs napari or Qt.
 """
 
 from __future__ import annotations
@@ -11,16 +14,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .callbacks import Callback
-from .estimator import TSimCNE, TrainingStopped, resolve_device
+from .checkpoint import CheckpointFolder
+from .estimator import TrainingStopped, TSimCNE, resolve_device
 from .schedule import PAPER_EPOCHS, make_stages
 
 __all__ = [
     "BACKBONES",
+    "CHECKPOINT_EVERY",
     "EXPECTED_ERRORS",
     "SCHEDULES",
     "Outcome",
@@ -30,6 +36,7 @@ __all__ = [
     "TrainingSettings",
     "available_devices",
     "capture",
+    "check_checkpoints",
     "default_batch_size",
     "default_image_size",
     "parse_epochs",
@@ -56,6 +63,8 @@ MIN_BATCH_SIZE = 32
 #: Image side used by default on a CPU: the paper's 32 px, a quarter of the
 #: pixels of a 64 px crop for the network to process.
 CPU_IMAGE_SIZE = 32
+#: Epochs between checkpoints by default (and at the end of every stage).
+CHECKPOINT_EVERY = 10
 #: Errors with a message written for the user; anything else is a bug and keeps its traceback.
 EXPECTED_ERRORS = (ValueError, TypeError, FloatingPointError, RuntimeError, MemoryError, OSError)
 
@@ -114,7 +123,12 @@ def parse_epochs(text: str) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """The choices of the training form; see :class:`napari_tsimcne.TSimCNE` for each."""
+    """The choices of the training form; see :class:`napari_tsimcne.TSimCNE` for each.
+
+    ``checkpoint_dir`` (``None``: no checkpoints) and ``checkpoint_every`` are
+    the estimator's; ``resume`` continues the training whose checkpoints are
+    in ``checkpoint_dir`` (see :func:`train_map`).
+    """
 
     epochs: tuple[int, ...] = SCHEDULES["quick"]
     batch_size: int = CPU_BATCH_SIZE
@@ -123,12 +137,43 @@ class TrainingSettings:
     backbone: str = "auto"
     device: str = "auto"
     seed: int = 0
+    checkpoint_dir: Path | None = None
+    checkpoint_every: int = CHECKPOINT_EVERY
+    resume: bool = False
 
     def estimator(self, callbacks=()) -> TSimCNE:
         return TSimCNE(
             epochs=self.epochs, batch_size=self.batch_size, image_size=self.image_size,
             augmentation=self.augmentation, backbone=self.backbone, device=self.device,
             random_state=self.seed, callbacks=list(callbacks),
+            checkpoint_dir=self.checkpoint_dir, checkpoint_every=self.checkpoint_every,
+        )
+
+
+def check_checkpoints(settings: TrainingSettings) -> None:
+    """Refuse what would lose or mix up checkpoints; ``ValueError`` saying what to do.
+
+    * ``resume`` needs a folder that holds checkpoints;
+    * a new training needs a folder without checkpoints of an earlier one:
+      the folder keeps only its newest checkpoints (by stage and epoch), so an
+      earlier training's later checkpoints would push out the new ones, and
+      Resume would find the earlier training.
+    """
+    folder = settings.checkpoint_dir
+    if folder is None:
+        if settings.resume:
+            raise ValueError("Resuming needs the checkpoint folder of the training to continue: "
+                             "choose it under Checkpoints.")
+        return
+    found = CheckpointFolder(folder, 1).paths()
+    if settings.resume and not found:
+        raise ValueError(f"There is no checkpoint in {folder} to resume from. Choose the folder "
+                         "of the interrupted training, or press Train to start a new one.")
+    if not settings.resume and found:
+        raise ValueError(
+            f"{folder} already holds checkpoints of an earlier training (newest: {found[0].name}). "
+            "Press Resume to continue that training, or choose an empty folder (or delete "
+            "the checkpoint files) to start a new one."
         )
 
 
@@ -241,10 +286,15 @@ class TrainingResult:
 def train_map(images, settings: TrainingSettings, progress: TrainingProgress) -> TrainingResult:
     """Train a model on ``images (N, H, W, C)`` and compute what the explore tools need.
 
+    With ``settings.resume`` training continues from the newest checkpoint in
+    ``settings.checkpoint_dir``; a stopped training keeps its checkpoints there.
     Raises :class:`TrainingStopped` when stopped before the 2-D map exists,
-    and the core's ``ValueError``/``TypeError`` for unsuitable input.
+    the core's ``ValueError``/``TypeError`` for unsuitable input or a checkpoint
+    of a different run, ``OSError`` for a checkpoint folder that cannot be
+    written, and ``ValueError`` from :func:`check_checkpoints`.
     """
-    model = settings.estimator([progress]).fit(images)
+    check_checkpoints(settings)
+    model = settings.estimator([progress]).fit(images, resume=settings.resume)
     features = model.transform(images, features=True)
     return TrainingResult(model, model.embedding_, features, bool(model.stopped_early_))
 
