@@ -8,7 +8,6 @@ import textwrap
 
 import numpy as np
 
-from napari_tsimcne import TSimCNE
 
 RUN = textwrap.dedent("""
     import hashlib, sys

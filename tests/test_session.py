@@ -1,4 +1,6 @@
-"""Training from a front end: presets, defaults, progress events, Cancel, errors."""
+"""Training from a front end: presets, defaults, progress events, Cancel, errors, resume."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -99,3 +101,44 @@ def test_train_map_returns_map_and_features_and_stops_on_request():
 
     late = TrainingProgress((1, 1, 5), lambda e: late.stop() if e.stage == 2 else None)
     assert train_map(images, tiny((1, 1, 5)), late).stopped_early
+
+
+def test_a_cancelled_run_keeps_its_checkpoints_and_resumes_to_the_uninterrupted_map(tmp_path):
+    images = np.random.default_rng(0).uniform(0, 1, (40, 16, 16, 1)).astype(np.float32)
+    settings = replace(tiny((3, 1, 2)), checkpoint_dir=tmp_path / "run", checkpoint_every=1)
+    assert settings.estimator().checkpoint_dir == tmp_path / "run"
+    assert settings.estimator().checkpoint_every == 1
+
+    uninterrupted = train_map(images, replace(settings, checkpoint_dir=tmp_path / "other"),
+                              TrainingProgress((3, 1, 2), lambda e: None))
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == [
+        "checkpoint-2-00001.pt", "checkpoint-2-00002.pt"]
+
+    # Cancel as the front end does: stop() during pre-training, after its second epoch.
+    cancel = TrainingProgress((3, 1, 2), lambda e: cancel.stop() if e.done == 2 else None)
+    assert capture(train_map, images, settings, cancel).stopped
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "checkpoint-0-00001.pt", "checkpoint-0-00002.pt"]
+
+    with pytest.raises(ValueError, match="already holds checkpoints.*Resume"):
+        train_map(images, settings, TrainingProgress((3, 1, 2), lambda e: None))  # not resume
+    events = []
+    resumed = train_map(images, replace(settings, resume=True),
+                        TrainingProgress((3, 1, 2), events.append))
+    assert events[0].done == 3  # continued with the third epoch of pre-training
+    np.testing.assert_array_equal(resumed.embedding, uninterrupted.embedding)
+    np.testing.assert_array_equal(resumed.features, uninterrupted.features)
+
+
+def test_resume_needs_checkpoints_of_the_same_run(tmp_path):
+    images = np.random.default_rng(0).uniform(0, 1, (40, 16, 16, 1)).astype(np.float32)
+    progress = TrainingProgress((1,), lambda e: None)
+    with pytest.raises(ValueError, match="choose it under Checkpoints"):
+        train_map(images, replace(tiny((1,)), resume=True), progress)
+    empty = replace(tiny((1,)), checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="no checkpoint in .*press Train"):
+        train_map(images, empty, progress)
+    train_map(images, replace(empty, resume=False), progress)
+    other_seed = replace(empty, seed=1)
+    outcome = capture(train_map, images, other_seed, progress)
+    assert "different run" in outcome.error and "random_state" in outcome.error

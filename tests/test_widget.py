@@ -157,7 +157,7 @@ def test_channel_layers_are_preselected_together(make_napari_viewer):
 
 
 def test_cancel_keeps_the_previous_result(trained, qtbot):
-    viewer, widget, layer = trained
+    _, widget, layer = trained
     first = map_record(layer)
     coordinates = layer.data.copy()
 
@@ -183,6 +183,73 @@ def test_cancel_during_the_2d_stages_keeps_the_map(make_napari_viewer, qtbot):
     record = map_record(viewer.layers["blobs map"])
     assert record.model.stopped_early_
     assert "stopped early" in widget._status.value
+
+
+# --------------------------------------------------------------------- checkpoints
+def test_cancel_keeps_checkpoints_and_resume_finishes_the_map(make_napari_viewer, qtbot,
+                                                             tmp_path, errors):
+    viewer = make_napari_viewer()
+    viewer.add_image(make_stack(), name="blobs")
+    widget = add_widget(viewer, TrainWidget)
+    assert not widget._resume_button.enabled and not widget._checkpoint_every.enabled
+    assert widget._checkpoint_every.value == 10
+    folder = tmp_path / "checkpoints"  # created by the training
+    widget._checkpoint_dir.value = folder
+    widget._checkpoint_every.value = 1
+    assert widget._resume_button.enabled and widget._checkpoint_every.enabled
+    resume_enabled_while_running = []
+
+    def cancel_after_two_epochs(event):
+        resume_enabled_while_running.append(widget._resume_button.enabled)
+        if event.done == 2:
+            widget.cancel()
+
+    widget._relay.event.connect(cancel_after_two_epochs)
+    train(qtbot, widget, epochs="3, 1, 1")
+    widget._relay.event.disconnect(cancel_after_two_epochs)
+    assert resume_enabled_while_running and not any(resume_enabled_while_running)
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-0-00001.pt",
+                                                       "checkpoint-0-00002.pt"]
+    assert "Resume continues" in widget._status.value and "blobs map" not in viewer.layers
+
+    widget.resume()
+    qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+    assert errors == []
+    layer = viewer.layers["blobs map"]
+    assert layer.data.shape == (N_IMAGES, 2)
+    assert [len(h) for h in map_record(layer).model.loss_history_] == [3, 1, 1]
+    assert widget._status.value.startswith("Done: map of 48 images")
+    assert widget._progress_bar.value == widget._progress_bar.max == 5
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-1-00001.pt",
+                                                       "checkpoint-2-00001.pt"]
+
+    first = map_record(layer)
+    widget._seed.value = 1  # another run: its checkpoints do not fit
+    widget.resume()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert len(errors) == 1 and "different run" in errors[0] and "random_state" in errors[0]
+    widget.train()  # a new training would mix its checkpoints with the old ones
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert len(errors) == 2 and "already holds checkpoints" in errors[1]
+    assert map_record(layer) is first
+
+
+def test_unwritable_checkpoint_folder_gives_a_clear_message(trained, qtbot, tmp_path, errors):
+    viewer, widget, layer = trained
+    first = map_record(layer)
+    coordinates = layer.data.copy()
+    names = [each.name for each in viewer.layers]
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    widget._checkpoint_dir.value = not_a_folder / "checkpoints"
+    train(qtbot, widget)
+    assert len(errors) == 1 and "Cannot write checkpoints" in errors[0]
+    assert str(not_a_folder / "checkpoints") in errors[0]
+    assert [each.name for each in viewer.layers] == names
+    assert map_record(layer) is first
+    np.testing.assert_array_equal(layer.data, coordinates)
+    assert widget._status.value == "Training failed; see the message."
+    assert widget._train_button.text == "Train" and widget._resume_button.enabled
 
 
 # ------------------------------------------------------------------------ bad input
@@ -255,7 +322,7 @@ def test_labels_layer_gives_one_crop_per_object(make_napari_viewer, qtbot):
 
 # ------------------------------------------------------------------------- explore
 def test_click_jumps_to_the_image_and_shows_it(trained, qtbot):
-    viewer, widget, layer = trained
+    viewer, _, layer = trained
     explorer = viewer.window.dock_widgets["Explore map (napari-tsimcne)"]
     from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 
