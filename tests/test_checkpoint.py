@@ -202,3 +202,11 @@ def test_kill_9_in_the_middle_of_a_stage_then_resume_equals_the_uninterrupted_ru
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
     np.testing.assert_array_equal(np.load(tmp_path / "resumed.npy"),
                                   np.load(tmp_path / "uninterrupted.npy"))
+
+
+def test_a_new_run_refuses_a_folder_with_checkpoints_of_an_earlier_run(images, tmp_path):
+    TSimCNE(**PARAMS, checkpoint_dir=tmp_path).fit(images)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ValueError, match="already holds checkpoints of an earlier run"):
+        TSimCNE(**{**PARAMS, "random_state": 1}, checkpoint_dir=tmp_path).fit(images)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -24,7 +24,10 @@ from torch.utils.data import Dataset
 from napari_tsimcne import TSimCNE
 from napari_tsimcne.backbones import MIN_IMAGE_SIZE
 from napari_tsimcne.data import (
-    PERCENTILES, as_image_stack, fit_intensity_range, to_uint8_tensor,
+    PERCENTILES,
+    as_image_stack,
+    fit_intensity_range,
+    to_uint8_tensor,
 )
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -60,10 +63,10 @@ def elements(draw, dtype):
 
 
 @st.composite
-def image_stacks(draw, dtypes=DTYPES, n_images=st.integers(1, 4)):
+def image_stacks(draw, dtypes=DTYPES, max_images=4):
     """Finite ``(N, H, W)`` or ``(N, H, W, C)`` arrays: random, constant, or identical images."""
     dtype = draw(st.sampled_from(dtypes))
-    n, h, w, c = draw(n_images), draw(SIDES), draw(SIDES), draw(CHANNELS)
+    n, h, w, c = draw(st.integers(1, max_images)), draw(SIDES), draw(SIDES), draw(CHANNELS)
     shape = (n, h, w) if c is None else (n, h, w, c)
     values = draw(elements(dtype))
     kind = draw(st.sampled_from(["random", "random", "constant", "identical", "constant images"]))
@@ -343,7 +346,7 @@ def test_lists_of_mixed_sizes_are_resized_to_a_common_size(images, size):
     c = 1 if images[0].ndim == 2 else images[0].shape[2]
     sizes = np.array([image.shape[:2] for image in images])
     if size is None:
-        size = tuple(int(round(s)) for s in np.median(sizes, axis=0))
+        size = tuple(int(np.round(s)) for s in np.median(sizes, axis=0))
         assert stack.common_size() == size
     assert (len(stack), stack.n_channels) == (len(images), c)
     assert out.dtype == torch.uint8
@@ -456,3 +459,13 @@ def test_huge_finite_values_are_not_mistaken_for_infinite():
     X = np.random.default_rng(0).uniform(-1e300, 1e300, (16, 8, 8))
     estimator = TSimCNE(**FAST_PARAMS)
     assert np.isfinite(estimator.fit_transform(X)).all()
+
+
+def test_a_list_mixing_uint8_and_uint16_images_is_mapped_by_percentiles():
+    # uint8's fixed range [0, 255], taken from the first image, would saturate the second.
+    ramp = np.arange(64).reshape(8, 8)
+    images = [ramp.astype(np.uint8), (ramp * 64).astype(np.uint16)]
+    _, intensity_range, out = run_pipeline(images)
+    np.testing.assert_allclose(intensity_range, expected_range(
+        np.concatenate([image.reshape(-1, 1) for image in images])))
+    assert len(torch.unique(out[1])) == 64

@@ -266,6 +266,7 @@ class TrainWidget(Container):
                     "the newest two kept. Leave empty for none. With checkpoints, Resume "
                     "continues a cancelled or crashed training.",
         )
+        self._checkpoint_dir.line_edit.native.setPlaceholderText("none")
         self._checkpoint_every = SpinBox(
             label="  every (epochs)", min=1, max=100_000, value=session.CHECKPOINT_EVERY,
             tooltip="Epochs between checkpoints; one is also written at the end of every stage.",

@@ -359,6 +359,15 @@ class TSimCNE(TransformerMixin, BaseEstimator):
                               stacklevel=3)
                 return None
         else:
+            existing = checkpoints.paths() if checkpoints is not None else []
+            if existing:
+                # The folder keeps only its newest checkpoints; an earlier run's
+                # later ones would push this run's out, and resume would find them.
+                raise ValueError(
+                    f"{checkpoints.folder} already holds checkpoints of an earlier run (newest: "
+                    f"{existing[0].name}). Resume that run (resume=True, or --resume), or choose "
+                    "another checkpoint folder (or delete those files) to start a new one."
+                )
             return None
         differences = [
             f"{key}: {state['metadata'].get(key)!r} in the checkpoint, {value!r} now"

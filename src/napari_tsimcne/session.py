@@ -151,13 +151,10 @@ class TrainingSettings:
 
 
 def check_checkpoints(settings: TrainingSettings) -> None:
-    """Refuse what would lose or mix up checkpoints; ``ValueError`` saying what to do.
+    """Refuse to resume without checkpoints; ``ValueError`` saying what to do.
 
-    * ``resume`` needs a folder that holds checkpoints;
-    * a new training needs a folder without checkpoints of an earlier one:
-      the folder keeps only its newest checkpoints (by stage and epoch), so an
-      earlier training's later checkpoints would push out the new ones, and
-      Resume would find the earlier training.
+    (``TSimCNE.fit`` itself refuses a new training in a folder that holds
+    checkpoints, and warns instead of refusing a resume without any.)
     """
     folder = settings.checkpoint_dir
     if folder is None:
@@ -165,16 +162,9 @@ def check_checkpoints(settings: TrainingSettings) -> None:
             raise ValueError("Resuming needs the checkpoint folder of the training to continue: "
                              "choose it under Checkpoints.")
         return
-    found = CheckpointFolder(folder, 1).paths()
-    if settings.resume and not found:
+    if settings.resume and not CheckpointFolder(folder, 1).paths():
         raise ValueError(f"There is no checkpoint in {folder} to resume from. Choose the folder "
                          "of the interrupted training, or press Train to start a new one.")
-    if not settings.resume and found:
-        raise ValueError(
-            f"{folder} already holds checkpoints of an earlier training (newest: {found[0].name}). "
-            "Press Resume to continue that training, or choose an empty folder (or delete "
-            "the checkpoint files) to start a new one."
-        )
 
 
 @dataclass(frozen=True)
