@@ -3,7 +3,7 @@
 Our step is the real training step (a uint8 batch gathered by random indices
 -> two batched augmentations -> network -> Cauchy InfoNCE -> SGD with momentum
 0.9 and weight decay 5e-4) with the accelerations ``TSimCNE.fit`` uses on the
-device (``--precision``; on CPUs with native bf16: bf16 autocast and
+device (``--precisions``; on CPUs with native bf16: bf16 autocast and
 channels-last), on random uint8 images.  ``--reference`` adds the
 reference implementation, tsimcne 0.3.12, as one more candidate: its own
 pipeline (per-image torchvision augmentation in DataLoader workers, its
@@ -162,8 +162,10 @@ def main():
                         help="steps of each candidate per round (the reference: batches per "
                              "epoch); default 1, or 4 with --reference")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
-                        help="our precision setting, as TSimCNE(precision=...)")
+    parser.add_argument("--precisions", nargs="+", default=["auto"],
+                        choices=["auto", "bf16", "fp32"],
+                        help="our precision settings, as TSimCNE(precision=...); several are "
+                             "timed as separate candidates")
     parser.add_argument("--reference", action="store_true",
                         help="also time tsimcne 0.3.12 (needs the 'reference' extra)")
     parser.add_argument("--reference-workers", type=int, default=None,
@@ -179,9 +181,12 @@ def main():
 
     device = torch.device(args.device)
     torch.manual_seed(0)
-    candidates = {name: OurTraining(name, args.batch_size, args.channels, args.size, device,
-                                    args.precision)
-                  for name in args.backbones}
+    pairs = [(name, precision) for name in args.backbones for precision in args.precisions]
+    ours = [name if len(args.precisions) == 1 else f"{name} {precision}" for name, precision in pairs]
+    candidates = {
+        label: OurTraining(name, args.batch_size, args.channels, args.size, device, precision)
+        for label, (name, precision) in zip(ours, pairs, strict=True)
+    }
     if args.reference:
         from reference import DEFAULT_WORKERS, ReferenceTSimCNE
 
@@ -216,16 +221,16 @@ def main():
         "command": command_line(args), "batch_views": views,
         "image": [args.channels, args.size, args.size], "steps_per_round": args.steps_per_round,
         "peak_rss_mib": peak_rss_mib(), "peak_rss_per_candidate": rss_per_candidate,
-        "backbones": {name: rows[name] for name in args.backbones},
+        "backbones": {name: rows[name] for name in ours},
     }
     if args.reference:
         reference = output["reference"] = {**rows["reference"], "workers": args.reference_workers}
         output["ratio_ours_over_reference"] = {
-            name: rows[name]["views_per_s"] / reference["views_per_s"] for name in args.backbones}
+            name: rows[name]["views_per_s"] / reference["views_per_s"] for name in ours}
         if "steady_views_per_s" in reference:
             output["ratio_ours_over_reference_steady"] = {
                 name: rows[name]["views_per_s"] / reference["steady_views_per_s"]
-                for name in args.backbones}
+                for name in ours}
         for name, ratio in output["ratio_ours_over_reference"].items():
             steady = output.get("ratio_ours_over_reference_steady", {}).get(name)
             print(f"{name} / reference: {ratio:.2f}x views per second"
