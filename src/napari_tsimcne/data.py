@@ -159,7 +159,7 @@ def _array_stack(X, what: str) -> ImageStack:
         except Exception as error:  # ragged nested lists and the like
             raise TypeError(f"{what} could not be read as an image array: {error}") from None
     _check_dtype(X.dtype, what)
-    if X.ndim == 3 and X.shape[2] <= 4 and min(X.shape[:2]) >= MIN_IMAGE_SIZE:
+    if X.ndim == 3 and 0 < X.shape[2] <= 4 and min(X.shape[:2]) >= MIN_IMAGE_SIZE:
         n, h, w = X.shape
         raise ValueError(
             f"{what} has shape {X.shape}, read as {n} images of {h}x{w} pixels; the backbones "
