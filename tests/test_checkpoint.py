@@ -210,3 +210,19 @@ def test_a_new_run_refuses_a_folder_with_checkpoints_of_an_earlier_run(images, t
     with pytest.raises(ValueError, match="already holds checkpoints of an earlier run"):
         TSimCNE(**{**PARAMS, "random_state": 1}, checkpoint_dir=tmp_path).fit(images)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_code_in_a_crafted_checkpoint_is_not_run(images, tmp_path):
+    from test_persistence import CreatesFileWhenUnpickled
+
+    marker = tmp_path / "code-was-run"
+    crafted = tmp_path / "checkpoints" / "checkpoint-2-00009.pt"
+    crafted.parent.mkdir()
+    torch.save({"format": checkpoint.KIND, "format_version": 1,
+                "network": CreatesFileWhenUnpickled(marker)}, crafted)
+    with pytest.raises(ValueError, match="damaged"):
+        TSimCNE(**PARAMS).fit(images, resume_from=crafted)
+    with pytest.warns(UserWarning, match="damaged checkpoint"):
+        with pytest.raises(ValueError, match="no readable checkpoint.*checkpoint-2-00009.pt"):
+            TSimCNE(**PARAMS, checkpoint_dir=crafted.parent).fit(images, resume=True)
+    assert not marker.exists()

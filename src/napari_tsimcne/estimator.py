@@ -354,6 +354,13 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             if checkpoints is None:
                 raise ValueError("resume=True needs checkpoint_dir, the folder of the checkpoints.")
             state = checkpoints.latest()
+            damaged = checkpoints.paths()
+            if state is None and damaged:
+                raise ValueError(
+                    f"{checkpoints.folder} holds no readable checkpoint: "
+                    f"{', '.join(p.name for p in damaged)} are damaged. Delete them to train "
+                    "from the start."
+                )
             if state is None:
                 warnings.warn(f"No checkpoint in {checkpoints.folder}; training from the start.",
                               stacklevel=3)
