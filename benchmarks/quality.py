@@ -53,15 +53,14 @@ def seconds_per_epoch(x_train, args) -> tuple[float, float]:
     batch = torch.from_numpy(np.ascontiguousarray(x_train[: args.batch_size]))[:, None]
     network = TSimCNENetwork(args.backbone, 1, 128, args.hidden_dim)
     accelerations = Accelerations.for_device(torch.device("cpu"), args.precision)
-    if accelerations.channels_last:
-        network.to(memory_format=torch.channels_last)
+    accelerations.prepare(network)
     augment = make_augmentation(args.augmentation, 1, (28, 28), tuple(args.crop_scale))
     steps = len(x_train) // args.batch_size
     epoch_seconds = []
     for readout_only in (False, True):
         network.set_trainable(readout_only)
-        optimizer = torch.optim.SGD([p for p in network.parameters() if p.requires_grad],
-                                    lr=0.01, momentum=0.9)
+        optimizer = accelerations.optimizer(
+            [p for p in network.parameters() if p.requires_grad], 0.01, 0.9, 5e-4)
         times = []
         for _ in range(11):
             start = time.perf_counter()

@@ -62,12 +62,9 @@ class OurTraining:
         self.network = TSimCNENetwork(backbone, channels, 128).to(device).train()
         # The speed-ups that TSimCNE.fit uses on this device.
         self.accelerations = Accelerations.for_device(device, precision)
-        if self.accelerations.channels_last:
-            self.network.to(memory_format=torch.channels_last)
+        self.accelerations.prepare(self.network)
         # train()'s defaults; the learning rate does not change the cost of a step.
-        self.optimizer = torch.optim.SGD(
-            self.network.parameters(), lr=0.03, momentum=0.9, weight_decay=5e-4,
-            fused=True if self.accelerations.fused_optimizer else None)
+        self.optimizer = self.accelerations.optimizer(self.network.parameters(), 0.03, 0.9, 5e-4)
         self.parameters = sum(p.numel() for p in self.network.parameters())
         self.matmul_precision = torch.get_float32_matmul_precision()
 

@@ -79,6 +79,18 @@ class Accelerations:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=self.autocast_dtype)
 
+    def prepare(self, network: nn.Module) -> nn.Module:
+        """Lay out ``network``'s weights for training (channels-last); returns it."""
+        if self.channels_last:
+            network.to(memory_format=torch.channels_last)
+        return network
+
+    def optimizer(self, parameters, lr: float, momentum: float,
+                  weight_decay: float) -> torch.optim.SGD:
+        """SGD over ``parameters``, with the fused kernel where it is enabled."""
+        return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                               fused=True if self.fused_optimizer else None)
+
 
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes in bfloat16 natively, so that bf16 autocast is faster.
@@ -182,8 +194,7 @@ def train(
         history = [list(h) for h in resume["history"][: start[0] + (start[1] > 0)]]
     if distributed.is_distributed():
         distributed.synchronize_batchnorm(network, images.device)
-    if accelerations.channels_last:
-        network.to(memory_format=torch.channels_last)
+    accelerations.prepare(network)
     try:
         for stage_index, stage in enumerate(stages):
             if stage_index < start[0]:
@@ -249,9 +260,7 @@ class StageRun:
         network.train()
         network.set_trainable(stage.readout_only)
         parameters = [p for p in network.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(parameters, lr=stage.lr, momentum=momentum,
-                                         weight_decay=weight_decay,
-                                         fused=True if accelerations.fused_optimizer else None)
+        self.optimizer = accelerations.optimizer(parameters, stage.lr, momentum, weight_decay)
         self.steps_per_epoch = len(images) // batch_size
         total_steps = self.steps_per_epoch * stage.epochs
         warmup_steps = round(stage.warmup_epochs * self.steps_per_epoch)
