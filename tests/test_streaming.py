@@ -124,3 +124,11 @@ def test_a_memory_map_larger_than_the_memory_limit_as_float32_trains(tmp_path):
                             timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["float32", "copy", "does", "not", "fit", "trained"]
+
+
+def test_streamed_training_names_the_users_image_with_nan(make_estimator):
+    images = make_class_images(1100)[0].astype(np.float32)
+    images[1050, 3, 3] = np.nan  # in the second chunk of 1024 images
+    for stream in (False, True):
+        with pytest.raises(ValueError, match="Image 1050 of X contains NaN"):
+            make_estimator(stream=stream).fit(images)

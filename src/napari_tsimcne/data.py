@@ -49,12 +49,15 @@ class ImageStack:
     """Validated images, channels last: an array ``(N, H, W, C)`` or a list of ``(H, W, C)``.
 
     Built by :func:`as_image_stack`; indexing is cheap for memory-mapped arrays.
+    ``positions`` are the images' indices in the stack the user passed (for a
+    stack made by :meth:`take`), so that messages name the user's image.
     """
 
-    def __init__(self, images, n_channels: int, sizes: np.ndarray):
+    def __init__(self, images, n_channels: int, sizes: np.ndarray, positions=None):
         self.images = images
         self.n_channels = n_channels
         self.sizes = sizes  # (N, 2) heights and widths
+        self.positions = np.arange(len(sizes)) if positions is None else positions
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -80,7 +83,7 @@ class ImageStack:
             images = self.images[indices]
         else:
             images = [np.asarray(self.images[i]) for i in indices]
-        return ImageStack(images, self.n_channels, self.sizes[indices])
+        return ImageStack(images, self.n_channels, self.sizes[indices], self.positions[indices])
 
 
 def as_image_stack(X, *, what: str = "X", min_images: int = 1) -> ImageStack:
@@ -316,7 +319,7 @@ def to_uint8_tensor(
             x = x.permute(0, 3, 1, 2)
             bad = ~torch.isfinite(x).flatten(1).all(dim=1)
             if bad.any():
-                index = chunk_start + offset + int(bad.nonzero()[0])
+                index = stack.positions[chunk_start + offset + int(bad.nonzero()[0])]
                 raise ValueError(
                     f"Image {index} of {what} contains NaN or infinite values. "
                     "Replace them (e.g. np.nan_to_num) or drop the image."
