@@ -13,6 +13,8 @@ from napari_tsimcne import Callback
 from napari_tsimcne.augmentation import make_augmentation
 from napari_tsimcne.network import TSimCNENetwork
 from napari_tsimcne.schedule import (
+    HEAD_LR,
+    NEIGHBOR_SHARE,
     batch_size_for,
     default_learning_rate,
     learning_rate_factor,
@@ -26,7 +28,7 @@ def stage_table(stages, *fields):
 
 
 def test_paper_plan_has_three_stages_with_the_papers_settings():
-    stages = make_stages((1000, 50, 450), lr=0.12)
+    stages = make_stages((1000, 50, 450), lr=0.12, recipe="paper")
     assert stage_table(stages, "name", "epochs", "out_dim", "readout_only", "new_readout") == [
         ("pre-training", 1000, 128, False, False),
         ("readout", 50, 2, True, True),
@@ -35,6 +37,23 @@ def test_paper_plan_has_three_stages_with_the_papers_settings():
     assert [stage.lr for stage in stages] == pytest.approx([0.12, 0.12, 0.12 / 1000])
     assert stage_table(stages, "warmup_epochs", "anneal") == [(10, True), (0, False), (10, True)]
     assert [stage.loss for stage in stages] == ["euclidean"] * 3
+    assert not any(stage.cached_features or stage.neighbor_share for stage in stages)
+
+
+def test_neighbors_plan_trains_the_head_on_cached_features_with_neighbour_positives():
+    stages = make_stages((100, 30, 20), lr=0.12)
+    assert stage_table(stages, "name", "out_dim", "cached_features", "new_readout") == [
+        ("pre-training", 128, False, False),
+        ("readout", 2, True, True),
+        ("fine-tuning", 2, False, False),
+    ]
+    assert [stage.neighbor_share for stage in stages] == [0, NEIGHBOR_SHARE, NEIGHBOR_SHARE]
+    assert [stage.lr for stage in stages] == pytest.approx([0.12, HEAD_LR, 0.12 / 100])
+
+
+def test_unknown_recipe_is_rejected():
+    with pytest.raises(ValueError, match="recipe must be one of"):
+        make_stages((5, 2, 3), lr=0.1, recipe="fast")
 
 
 @pytest.mark.parametrize("epochs, lr", [((5, 2, 3), (0.2, 0.1, 0.01)), ((4,), (0.3,))])
@@ -138,6 +157,7 @@ class StageRecorder(Callback):
         self.initial = self.parameters()
         self.epoch_ends = []   # (stage, epoch, names of trainable parameters, parameter copies)
         self.stage_ends = []   # (stage, embedding shape, parameter copies)
+        self.buffers_at_stage_end = []  # copies of the BatchNorm statistics
 
     def parameters(self):
         return {name: p.detach().clone() for name, p in self.network.named_parameters()}
@@ -149,15 +169,18 @@ class StageRecorder(Callback):
 
     def on_stage_end(self, stage, embedding):
         self.stage_ends.append((stage, embedding.shape, self.parameters()))
+        self.buffers_at_stage_end.append(
+            {name: b.detach().clone() for name, b in self.network.named_buffers()})
 
 
-@pytest.fixture(scope="module")
-def staged_training(images):
+@pytest.fixture(scope="module", params=["paper", "neighbors"])
+def staged_training(images, request):
     torch.manual_seed(0)
     images = torch.from_numpy(images[:, None].copy())
     network = TSimCNENetwork("resnet10-w8", in_channels=1, out_dim=128, hidden_dim=32)
     recorder = StageRecorder(network)
-    stages = make_stages((1, 2, 1), lr=0.05)
+    recorder.recipe = request.param
+    stages = make_stages((1, 2, 1), lr=0.05, recipe=request.param)
     history = train(network, images, stages, make_augmentation("natural", 1, (16, 16)),
                     batch_size=16, callbacks=[recorder])
     return network, recorder, history
@@ -168,23 +191,32 @@ def _changed(before, after, names):
 
 
 READOUT = {"head.readout.weight", "head.readout.bias"}
+HEAD = READOUT | {"head.hidden.0.weight", "head.hidden.0.bias"}
 
 
-def test_readout_stage_trains_only_the_readout(staged_training):
+def test_readout_stage_trains_only_the_readout_or_the_head(staged_training):
     network, recorder, _ = staged_training
+    # The paper trains the readout through the frozen backbone; the neighbors
+    # recipe trains the whole head on cached features.
+    trained = READOUT if recorder.recipe == "paper" else HEAD
     all_names = {name for name, _ in network.named_parameters()}
     trainable_by_stage = {(stage, epoch): names for stage, epoch, names, _ in recorder.epoch_ends}
     assert trainable_by_stage == {
-        (0, 0): all_names, (1, 0): READOUT, (1, 1): READOUT, (2, 0): all_names
+        (0, 0): all_names, (1, 0): trained, (1, 1): trained, (2, 0): all_names
     }
 
     after_pretraining = recorder.stage_ends[0][2]
     after_readout = recorder.stage_ends[1][2]
-    frozen = all_names - READOUT
+    frozen = all_names - trained
     assert _changed(after_pretraining, after_readout, frozen) == set()
-    # Between the two readout epochs only the readout moves.
+    # Between the two readout epochs only the trained part moves.
     first_epoch, second_epoch = (p for stage, _, _, p in recorder.epoch_ends if stage == 1)
-    assert _changed(first_epoch, second_epoch, all_names) == READOUT
+    assert _changed(first_epoch, second_epoch, all_names) == trained
+    if recorder.recipe == "neighbors":
+        # The backbone only computed the cache: its BatchNorm statistics are
+        # as pre-training left them.
+        statistics = recorder.buffers_at_stage_end
+        assert all(torch.equal(statistics[0][name], statistics[1][name]) for name in statistics[0])
 
 
 def test_pretraining_and_fine_tuning_train_the_whole_network(staged_training):

@@ -37,7 +37,7 @@ CPU_BACKBONE = "resnet10-w32"
 _SAVED_PARAMS = (
     "epochs", "batch_size", "out_dim", "backbone", "augmentation", "lr", "image_size",
     "random_state", "pretrain_dim", "pretrain_loss", "hidden_dim", "weight_decay",
-    "momentum", "warmup_epochs", "crop_scale", "precision",
+    "momentum", "warmup_epochs", "crop_scale", "precision", "recipe",
 )
 
 
@@ -45,6 +45,7 @@ _SAVED_PARAMS = (
 _RUN_PARAMS = (
     "epochs", "batch_size", "out_dim", "augmentation", "image_size", "random_state",
     "pretrain_dim", "pretrain_loss", "hidden_dim", "warmup_epochs", "crop_scale", "precision",
+    "recipe",
 )
 
 
@@ -106,8 +107,10 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         callable mapping a float batch ``(N, C, H, W)`` in ``[0, 1]`` to one of
         the same shape.
     lr : float, tuple of float or "auto", default "auto"
-        Peak learning rate of pre-training and readout; fine-tuning uses
-        ``lr / 1000``.  A tuple gives one rate per stage.  ``"auto"`` is the
+        Peak learning rate of pre-training.  With ``recipe="paper"`` the
+        readout stage uses it too and fine-tuning ``lr / 1000``; with
+        ``recipe="neighbors"`` the readout stage uses Adam at 1e-3 and
+        fine-tuning ``lr / 100``.  A tuple gives one rate per stage.  ``"auto"`` is the
         paper's ``0.03 * batch_size / 256``, tuned for its 1500 epochs, and at
         least 0.12 when pre-training is shorter than 100 epochs, which measured
         better for short CPU schedules (see
@@ -164,6 +167,16 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         good one after a crash, a ``kill`` or a stop.
     checkpoint_every : int, default 10
         Epochs between checkpoints within a stage.
+    recipe : {"neighbors", "paper"}, default "neighbors"
+        How the 2-D stages learn.  ``"paper"`` is the paper's protocol exactly:
+        the readout stage trains the 2-D readout through the frozen backbone,
+        fine-tuning runs at ``lr / 1000``, and the positive pairs are always two
+        augmentations of one image.  ``"neighbors"`` trains the head on cached
+        backbone features in the readout stage (an epoch there costs seconds)
+        and takes 80% of the 2-D stages' positive pairs from the 15 nearest
+        neighbours of each image in the features ``H``, which keeps more of
+        what the features know in the map (``benchmarks/RESULTS.md``); see
+        :mod:`napari_tsimcne.schedule`.
 
     Distributed training: launched with ``torchrun``, every process calls
     ``fit`` with the same data and parameters; ``batch_size`` is then the
@@ -214,6 +227,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         stream="auto",
         checkpoint_dir=None,
         checkpoint_every=10,
+        recipe="neighbors",
     ):
         self.epochs = epochs
         self.batch_size = batch_size
@@ -238,6 +252,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         self.stream = stream
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
+        self.recipe = recipe
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, resume=False, resume_from=None):
@@ -281,6 +296,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         stages = make_stages(
             self.epochs, lr=lr, out_dim=self.out_dim, pretrain_dim=self.pretrain_dim,
             pretrain_loss=self.pretrain_loss, warmup_epochs=self.warmup_epochs,
+            recipe=self.recipe,
         )
         augment = make_augmentation(
             self.augmentation, stack.n_channels, image_size, tuple(self.crop_scale)

@@ -25,9 +25,11 @@ from torch import nn
 from . import distributed
 from .callbacks import Callback
 from .data import DeviceImages
+from .feature_cache import HeadRun
 from .loss import make_loss
+from .neighbors import neighbor_graph, partners
 from .network import TSimCNENetwork
-from .schedule import Stage, learning_rate_factor
+from .schedule import NEIGHBORS, Stage, learning_rate_factor
 
 __all__ = [
     "Accelerations", "TrainingStopped", "embed", "inference_batch_size", "train", "training_step",
@@ -189,9 +191,11 @@ def train(
     if distributed.is_distributed():
         torch.manual_seed(order_seed + distributed.rank())
     start = (0, 0)
+    graph = None  # nearest neighbours in H, built by the first stage that needs them
     if resume is not None:
         start = _restore(network, resume, stages, order_generator)
         history = [list(h) for h in resume["history"][: start[0] + (start[1] > 0)]]
+        graph = resume.get("graph")
     if distributed.is_distributed():
         distributed.synchronize_batchnorm(network, images.device)
     accelerations.prepare(network)
@@ -205,8 +209,15 @@ def train(
             if first_epoch == 0:
                 history.append([])
             losses = history[-1]
-            run = StageRun(network, images, stage, batch_size, momentum, weight_decay,
-                           accelerations, resume if first_epoch else None)
+            if stage.cached_features:
+                run = HeadRun(network, images, stage, augment, order_generator)
+                graph = run.graph if graph is None else graph
+            else:
+                if stage.neighbor_share > 0 and graph is None:
+                    graph = _feature_graph(network, images, batch_size)
+                run = StageRun(network, images, stage, batch_size, momentum, weight_decay,
+                               accelerations, resume if first_epoch else None,
+                               graph if stage.neighbor_share > 0 else None)
             bar = progress(stage) if progress and distributed.is_main_process() else None
             try:
                 if bar is not None:
@@ -214,9 +225,10 @@ def train(
                 for epoch, loss in enumerate(run.epochs(first_epoch, augment, order_generator,
                                                         stop_requested), start=first_epoch):
                     losses.append(loss)
-                    if checkpoints is not None and checkpoints.due(epoch + 1, stage.epochs):
+                    if checkpoints is not None and checkpoints.due(epoch + 1, stage.epochs) and (
+                            run.checkpoints_within or epoch + 1 == stage.epochs):
                         checkpoints.write(stage_index, epoch + 1, training_state(
-                            network, run, order_generator, history))
+                            network, run, order_generator, history, graph))
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(loss=f"{loss:.3f}")
@@ -246,17 +258,28 @@ def _overrides(callback, method: str) -> bool:
     )
 
 
+def _feature_graph(network, images, batch_size: int) -> torch.Tensor:
+    """Nearest neighbours (``(N, k)`` indices) of the training images in the features ``H``."""
+    features = embed(network, images.chunks(inference_batch_size(batch_size)), features=True,
+                     device=images.device)
+    return neighbor_graph(features, NEIGHBORS)
+
+
 class StageRun:
     """One stage in progress: its optimiser, learning-rate schedule and epochs.
 
     ``state`` (a checkpoint's ``"optimizer"`` and ``"scheduler"``) continues a
-    stage that was interrupted.
+    stage that was interrupted.  With a neighbour ``graph``, a share
+    ``stage.neighbor_share`` of the positive pairs are an image and a neighbour.
     """
 
+    checkpoints_within = True
+
     def __init__(self, network, images, stage: Stage, batch_size: int, momentum: float,
-                 weight_decay: float, accelerations: Accelerations, state: dict | None = None):
+                 weight_decay: float, accelerations: Accelerations, state: dict | None = None,
+                 graph: torch.Tensor | None = None):
         self.network, self.images, self.stage = network, images, stage
-        self.batch_size, self.accelerations = batch_size, accelerations
+        self.batch_size, self.accelerations, self.graph = batch_size, accelerations, graph
         network.train()
         network.set_trainable(stage.readout_only)
         parameters = [p for p in network.parameters() if p.requires_grad]
@@ -286,16 +309,27 @@ class StageRun:
         share = batch_size // distributed.world_size()
         first = distributed.rank() * share
         device = self.images.device
+        paired = self.graph is not None
+
+        def index_batches(order):
+            for step in range(self.steps_per_epoch):
+                anchors = order[step * batch_size : (step + 1) * batch_size]
+                if not paired:
+                    yield anchors[first : first + share]
+                    continue
+                # Drawn for the whole global batch, so every process draws alike.
+                positives = partners(anchors, self.graph, self.stage.neighbor_share,
+                                     order_generator)
+                yield torch.cat([anchors[first : first + share], positives[first : first + share]])
+
         for _ in range(first_epoch, self.stage.epochs):
             order = torch.randperm(len(self.images), generator=order_generator)
-            index_batches = (order[step * batch_size + first : step * batch_size + first + share]
-                             for step in range(self.steps_per_epoch))
             epoch_loss = torch.zeros((), device=device)
-            for batch in self.images.select(index_batches):
+            for batch in self.images.select(index_batches(order)):
                 if stop_requested():
                     return
                 epoch_loss += training_step(self.model, batch, augment, loss_fn, self.optimizer,
-                                            self.accelerations)
+                                            self.accelerations, paired=paired)
                 self.scheduler.step()
             mean_loss = float(epoch_loss) / self.steps_per_epoch
             if not np.isfinite(mean_loss):
@@ -309,13 +343,15 @@ class StageRun:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
 
 
-def training_state(network, run: StageRun, order_generator, history) -> dict:
+def training_state(network, run: StageRun, order_generator, history, graph=None) -> dict:
     """What a checkpoint needs to continue training exactly: tensors and plain values.
 
     Weights (with BatchNorm statistics and the per-channel normalisation),
-    optimiser and schedule, the random generators and the loss history.
+    optimiser and schedule, the random generators, the loss history and the
+    neighbour graph (``None`` before a stage has built one).
     """
     return {
+        "graph": graph,
         "network": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
         **run.state_dict(),
         "rng": {
@@ -373,22 +409,26 @@ def inference_batch_size(training_batch_size) -> int:
 
 
 def training_step(model, batch, augment, loss_fn, optimizer,
-                  accelerations: Accelerations = Accelerations()) -> torch.Tensor:
+                  accelerations: Accelerations = Accelerations(), *,
+                  paired: bool = False) -> torch.Tensor:
     """One optimiser step on a uint8 batch ``(b, C, H, W)``; returns the loss (a tensor).
 
-    Both views of every image come from one batched call of ``augment``.
-    When distributed, ``batch`` is this process's share and the loss is over
-    the views of all processes.  A frozen backbone (readout stage) records no
-    autograd graph, so that stage costs about a forward pass.
+    The two views of every image (augmented twice) are the positive pairs; with
+    ``paired``, ``batch`` holds ``2b`` images whose halves are the pairs (an
+    image and its partner, each augmented once).  All views come from one
+    batched call of ``augment``.  When distributed, ``batch`` is this
+    process's share and the loss is over the views of all processes.  A
+    frozen backbone (readout stage) records no autograd graph, so that stage
+    costs about a forward pass.
     """
     with torch.no_grad():
         x = batch.float().div_(255)
-        views = augment(torch.cat([x, x]))
+        views = augment(x if paired else torch.cat([x, x]))
         if accelerations.channels_last:
             views = views.contiguous(memory_format=torch.channels_last)
     with accelerations.autocast(views.device):
         z = model(views)
-    z1, z2 = _all_views(z.float(), len(batch))
+    z1, z2 = _all_views(z.float(), len(views) // 2)
     loss = loss_fn(z1, z2)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
