@@ -12,6 +12,7 @@ import pytest
 from qtpy.QtCore import Qt
 
 from napari_tsimcne._widget import ExploreWidget, TrainWidget, map_record
+from napari_tsimcne.budget import StageCosts
 from napari_tsimcne.explore import PLACED_COLOR, USER_FEATURES_KEY
 
 N_IMAGES, SIZE = 48, 16
@@ -502,3 +503,32 @@ def test_a_model_file_opens_as_its_map(trained, tmp_path):
     (opened,) = viewer.open(tmp_path / "model.pt", plugin="napari-tsimcne")
     np.testing.assert_allclose(opened.data, layer.data, atol=1e-5)
     assert map_record(opened).model is not None
+
+
+def test_time_budget_is_the_default_schedule_and_its_plan_drives_the_progress_bar(
+        make_napari_viewer, qtbot, monkeypatch):
+    viewer = make_napari_viewer()
+    viewer.add_image(make_stack(), name="blobs")
+    widget = add_widget(viewer, TrainWidget)
+    assert widget._schedule.value == "time budget"
+    assert not widget._minutes.native.isHidden() and widget._epochs.native.isHidden()
+    widget._minutes.value = 0.5
+    assert widget.settings().time_budget == 30
+    # Plans come from fixed step costs here, so that the test does not depend
+    # on how busy the machine is.
+    monkeypatch.setattr("napari_tsimcne.estimator.measure_costs", lambda *a, **k: StageCosts(
+        epoch_s=1.0, readout_epoch_s=0.1, readout_setup_s=1.0, embed_s=0.1))
+    events = []
+    widget._relay.event.connect(events.append)
+    widget._backbone.value = "resnet10-w8"
+    widget._batch_size.value = 16
+    widget._device.value = "cpu"
+    widget.train()
+    qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+    model = map_record(viewer.layers["blobs map"]).model
+    assert sum(model.epochs_) > 3  # planned, not the paper's epochs hidden under the field
+    assert events[0].done == 0 and events[0].total == sum(model.epochs_)
+    assert widget._progress_bar.max == sum(model.epochs_) == widget._progress_bar.value
+    widget._schedule.value = "custom"
+    assert widget._minutes.native.isHidden() and not widget._epochs.native.isHidden()
+    assert widget.settings().time_budget is None

@@ -23,6 +23,7 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
+    FloatSpinBox,
     Label,
     LineEdit,
     ProgressBar,
@@ -243,11 +244,18 @@ class TrainWidget(Container):
         self._images.native.setMaximumHeight(90)
         self._crop_size = SpinBox(label="Crop size (px)", min=8, max=512, step=8, value=64)
         self._summary = Label(value="")
-        self._schedule = ComboBox(label="Schedule", choices=[*session.SCHEDULES, "custom"],
-                                  value="quick",
-                                  tooltip="quick: a short schedule for a first look on a CPU; "
-                                          "paper: the published schedule, for a GPU.")
-        self._epochs = LineEdit(label="Epochs per stage", value=_epochs_text(session.SCHEDULES["quick"]),
+        self._schedule = ComboBox(
+            label="Schedule", choices=[session.TIME_BUDGET, *session.SCHEDULES, "custom"],
+            value=session.TIME_BUDGET,
+            tooltip="time budget: the epochs are planned to fill the minutes you give, "
+                    "timed on this computer; paper: the published schedule, for a GPU; "
+                    "custom: your own epochs per stage.")
+        self._minutes = FloatSpinBox(
+            label="Time budget (min)", min=0.5, max=100_000, step=1,
+            value=session.DEFAULT_MINUTES,
+            tooltip="How long training may take; the planned epochs are shown when it starts.")
+        self._epochs = LineEdit(label="Epochs per stage",
+                                value=_epochs_text(session.SCHEDULES["paper"]),
                                 tooltip="pre-training, readout, fine-tuning (or one number)")
         self._batch_size = SpinBox(label="Batch size", min=2, max=4096, value=256,
                                    tooltip="Images per training step; at most the number of images.")
@@ -290,7 +298,7 @@ class TrainWidget(Container):
                                                 "with its model, without training.")
         self.extend([
             self._images, self._objects, self._crop_size, self._summary, self._schedule,
-            self._epochs, self._batch_size, self._image_size, self._augmentation,
+            self._minutes, self._epochs, self._batch_size, self._image_size, self._augmentation,
             self._backbone, self._device, self._seed, self._checkpoint_dir,
             self._checkpoint_every,
             Container(widgets=[self._train_button, self._resume_button], layout="horizontal",
@@ -313,6 +321,7 @@ class TrainWidget(Container):
         self._load_button.changed.connect(self._ask_load_model)
         self._place_button.changed.connect(self.place_images)
         self.native.destroyed.connect(self._stop_quietly)
+        self._on_schedule_changed(self._schedule.value)
         self.reset_choices()
         self._update_buttons()
 
@@ -399,6 +408,8 @@ class TrainWidget(Container):
     def _on_schedule_changed(self, name: str):
         if name in session.SCHEDULES:
             self._epochs.value = _epochs_text(session.SCHEDULES[name])
+        self._minutes.visible = name == session.TIME_BUDGET
+        self._epochs.visible = name != session.TIME_BUDGET
 
     def _on_epochs_edited(self, text: str):
         presets = {_epochs_text(epochs): name for name, epochs in session.SCHEDULES.items()}
@@ -417,8 +428,11 @@ class TrainWidget(Container):
 
     def settings(self, resume: bool = False) -> session.TrainingSettings:
         """The form's choices; raises ValueError for unreadable epochs."""
+        budget = self._schedule.value == session.TIME_BUDGET
         return session.TrainingSettings(
-            epochs=session.parse_epochs(self._epochs.value), batch_size=self._batch_size.value,
+            time_budget=60 * self._minutes.value if budget else None,
+            epochs=session.SCHEDULES["paper"] if budget else session.parse_epochs(self._epochs.value),
+            batch_size=self._batch_size.value,
             image_size=self._image_size.value, augmentation=self._augmentation.value,
             backbone=self._backbone.value, device=self._device.value, seed=self._seed.value,
             checkpoint_dir=self._checkpoint_folder(),
@@ -453,8 +467,10 @@ class TrainWidget(Container):
         run.layer = _map_layer_named(self._viewer, run.name)
         run.previous = map_record(run.layer)
         run.checkpoints = settings.checkpoint_dir
-        self._progress = session.TrainingProgress(settings.epochs, self._relay.event.emit)
-        self._progress_bar.max = self._progress.total_epochs
+        planned = settings.time_budget is not None
+        self._progress = session.TrainingProgress(None if planned else settings.epochs,
+                                                  self._relay.event.emit)
+        self._progress_bar.max = max(self._progress.total_epochs, 1)
         self._progress_bar.value = 0
         self._status.value = ("Preparing the images and reading the newest checkpoint…" if resume
                               else "Preparing the images…")
@@ -504,6 +520,7 @@ class TrainWidget(Container):
             self._progress.stop()
 
     def _on_progress(self, event: session.ProgressEvent):
+        self._progress_bar.max = event.total  # planned when training began, for a time budget
         self._progress_bar.value = event.done
         self._status.value = event.describe()
         if event.embedding is not None and self._run is not None:

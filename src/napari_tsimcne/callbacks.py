@@ -21,6 +21,12 @@ class Callback:
         """After every epoch; return True to stop training."""
         return False
 
+    def on_train_begin(self, stages: list) -> None:
+        """Before the first step, with the plan: the :class:`~napari_tsimcne.schedule.Stage` list.
+
+        With a time budget this is where the planned epochs become known.
+        """
+
     def on_stage_end(self, stage: int, embedding: np.ndarray) -> None:
         """After every stage, with the training images' current output ``(N, d)``.
 

@@ -24,15 +24,15 @@ from .estimator import TSimCNE
 from .imageio import ACCEPTED_INPUTS, read_images, write_embedding
 from .metrics import knn_accuracy
 from .plotting import plot_embedding
-from .schedule import batch_size_for, make_stages
+from .schedule import PAPER_EPOCHS, batch_size_for, make_stages
+from .session import (
+    CPU_BATCH_SIZE, DEFAULT_MINUTES, GPU_BATCH_SIZE, MIN_BATCH_SIZE, default_batch_size,
+)
 
-__all__ = ["DEMO_SETTINGS", "FIT_DEFAULTS", "main"]
+__all__ = ["DEMO_SETTINGS", "main"]
 
 PROG = "napari-tsimcne"
 
-#: Defaults of ``fit``: a map in minutes on a laptop CPU.  The paper trains
-#: (1000, 50, 450) epochs with batch size 1024 on a GPU.
-FIT_DEFAULTS = {"epochs": (40, 5, 15), "batch_size": 256}
 
 #: Training of ``demo``, one entry per dataset.  ``n_train`` and ``n_test``
 #: are the numbers of training and held-out images (a stratified sample);
@@ -117,12 +117,14 @@ def _add_fit_parser(commands) -> None:
     )
     fit.add_argument("input", metavar="INPUT", help=f"the images: {ACCEPTED_INPUTS}")
     _add_output_argument(fit, required=True)
-    _add_training_arguments(fit, epochs=FIT_DEFAULTS["epochs"],
-                            epochs_default=" ".join(map(str, FIT_DEFAULTS["epochs"])))
+    _add_training_arguments(
+        fit, epochs_default=f"none: --minutes {DEFAULT_MINUTES}",
+        minutes_default=f"{DEFAULT_MINUTES} unless --epochs is given")
     fit.add_argument(
-        "--batch-size", type=int, default=FIT_DEFAULTS["batch_size"], metavar="B",
+        "--batch-size", type=int, default=None, metavar="B",
         help="images per training step, lowered to the number of images if larger "
-        "(default: %(default)s)",
+        f"(default: about an eighth of the images, from {MIN_BATCH_SIZE} to {CPU_BATCH_SIZE} "
+        f"on a CPU and {GPU_BATCH_SIZE} on a GPU)",
     )
     fit.add_argument(
         "--backbone", default="auto",
@@ -201,7 +203,8 @@ def _add_demo_parser(commands) -> None:
     demo.add_argument("--n-test", type=int, default=None, metavar="M",
                       help=f"number of held-out images (default: {_demo_defaults('n_test')})")
     _add_output_argument(demo, required=False)
-    _add_training_arguments(demo, epochs=None, seed=0, epochs_default=_demo_defaults("epochs"))
+    _add_training_arguments(demo, seed=0, epochs_default=_demo_defaults("epochs"),
+                            minutes_default="none: the epochs above")
     demo.set_defaults(run=run_demo)
 
 
@@ -240,10 +243,17 @@ def _add_device_argument(parser) -> None:
     )
 
 
-def _add_training_arguments(parser, *, epochs, epochs_default: str, seed=None) -> None:
-    """Options shared by ``fit`` and ``demo``; ``epochs=None`` defers to the demo settings."""
-    parser.add_argument(
-        "--epochs", type=int, nargs="+", default=epochs, metavar="N",
+def _add_training_arguments(parser, *, epochs_default: str, minutes_default: str,
+                            seed=None) -> None:
+    """Options shared by ``fit`` and ``demo``."""
+    schedule = parser.add_mutually_exclusive_group()
+    schedule.add_argument(
+        "--minutes", type=float, default=None, metavar="M",
+        help="time budget of training: the epochs of each stage are planned on this machine "
+        f"to fill M minutes (default: {minutes_default})",
+    )
+    schedule.add_argument(
+        "--epochs", type=int, nargs="+", default=None, metavar="N",
         help="epochs of pre-training, readout and fine-tuning (three numbers; the paper "
         "uses 1000 50 450 on a GPU), or one number to train the 2-D map directly "
         f"(default: {epochs_default})",
@@ -271,8 +281,11 @@ def run_fit(args) -> None:
     """``fit``: train on INPUT and write the map, the model and a plot to ``--out``."""
     images, labels, files = read_images(args.input, return_files=True)
     out = _output_folder(args.out)
+    minutes = DEFAULT_MINUTES if args.epochs is None and args.minutes is None else args.minutes
+    batch_size = args.batch_size or default_batch_size(len(images), args.device)
     estimator = TSimCNE(
-        epochs=tuple(args.epochs), batch_size=_batch_size(args.batch_size, len(images)),
+        epochs=tuple(args.epochs) if args.epochs else PAPER_EPOCHS,
+        time_budget=_seconds(minutes), batch_size=_batch_size(batch_size, len(images)),
         backbone=args.backbone, augmentation=args.augmentation, lr=args.lr,
         image_size=args.image_size, device=args.device, random_state=args.seed,
         verbose=not args.quiet, precision=args.precision, compile=args.compile,
@@ -328,6 +341,7 @@ def run_demo(args) -> None:
     out = _output_folder(args.out)
     if args.epochs is not None:
         settings["epochs"] = tuple(args.epochs)
+    settings["time_budget"] = _seconds(args.minutes)
     settings["batch_size"] = _batch_size(settings["batch_size"], len(train_images))
     estimator = TSimCNE(**settings, device=args.device, random_state=args.seed,
                         verbose=not args.quiet)
@@ -372,8 +386,9 @@ def run_info(args) -> None:
     for name, value in sorted(estimator.get_params().items()):
         if name not in ("callbacks", "device", "verbose"):  # not properties of the model
             print(f"  {name} = {value!r}")
+    print(f"Schedule:     {_describe(estimator)}, recipe '{estimator.recipe}'")
     print("Loss per stage (first epoch -> last epoch):")
-    stages = make_stages(estimator.epochs, lr=1.0)
+    stages = make_stages(estimator.epochs_, lr=1.0)
     for stage, losses in zip(stages, estimator.loss_history_):
         print(f"  {stage.name:<13} {len(losses):>5} epochs  {losses[0]:.4f} -> {losses[-1]:.4f}")
     if estimator.stopped_early_:
@@ -454,9 +469,27 @@ def _timed(function, *args):
     return result, time.perf_counter() - start
 
 
+def _seconds(minutes: float | None) -> float | None:
+    """A time budget in seconds from ``--minutes`` (``None`` stays ``None``)."""
+    if minutes is None:
+        return None
+    if not minutes > 0:
+        raise ValueError(f"--minutes must be a positive number, got {minutes}.")
+    return 60 * minutes
+
+
 def _describe(estimator: TSimCNE) -> str:
-    epochs = " ".join(str(e) for e in estimator.epochs)
-    return f"epochs {epochs}, batch size {estimator.batch_size}"
+    """Schedule and batch, e.g. ``epochs 84 146 15 planned for 15 min 00 s, batch size 64``."""
+    budget = estimator.time_budget
+    if hasattr(estimator, "epochs_"):
+        schedule = "epochs " + " ".join(str(e) for e in estimator.epochs_)
+        if budget is not None:
+            schedule += f" planned for {_duration(budget)}"
+    elif budget is not None:
+        schedule = f"a time budget of {_duration(budget)}"
+    else:
+        schedule = "epochs " + " ".join(str(e) for e in estimator.epochs)
+    return f"{schedule}, batch size {estimator.batch_size}"
 
 
 def _duration(seconds: float) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import numbers
 import platform
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import __version__, data, distributed
 from .augmentation import make_augmentation
+from .budget import BUDGET_SPLIT, measure_costs, plan_epochs
 from .checkpoint import CheckpointFolder, read_checkpoint
 from .data import (
     DeviceImages, StreamedImages, as_image_stack, fit_intensity_range, should_stream,
@@ -23,7 +26,9 @@ from .data import (
 )
 from .network import TSimCNENetwork
 from .persistence import read_model_file, write_model_file
-from .schedule import PAPER_EPOCHS, batch_size_for, default_learning_rate, make_stages
+from .schedule import (
+    PAPER_EPOCHS, batch_size_for, check_recipe, default_learning_rate, make_stages,
+)
 from .trainer import Accelerations, TrainingStopped, embed, inference_batch_size, train
 
 __all__ = ["TSimCNE", "TrainingStopped", "resolve_device", "CPU_BACKBONE", "GPU_BACKBONE"]
@@ -37,7 +42,7 @@ CPU_BACKBONE = "resnet10-w32"
 _SAVED_PARAMS = (
     "epochs", "batch_size", "out_dim", "backbone", "augmentation", "lr", "image_size",
     "random_state", "pretrain_dim", "pretrain_loss", "hidden_dim", "weight_decay",
-    "momentum", "warmup_epochs", "crop_scale", "precision", "recipe",
+    "momentum", "warmup_epochs", "crop_scale", "precision", "recipe", "time_budget",
 )
 
 
@@ -177,6 +182,12 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         neighbours of each image in the features ``H``, which keeps more of
         what the features know in the map (``benchmarks/RESULTS.md``); see
         :mod:`napari_tsimcne.schedule`.
+    time_budget : float or None, default None
+        Seconds that training may take.  ``fit`` then times real steps on this
+        machine and plans the epochs of each stage to fill the budget (see
+        :mod:`napari_tsimcne.budget`), instead of using ``epochs``; the plan is
+        ``epochs_`` and is saved with the model.  Resuming keeps the plan of
+        the interrupted run.
 
     Distributed training: launched with ``torchrun``, every process calls
     ``fit`` with the same data and parameters; ``batch_size`` is then the
@@ -200,6 +211,8 @@ class TSimCNE(TransformerMixin, BaseEstimator):
     device_ : torch.device
     stopped_early_ : bool
         Whether a callback stopped training.
+    epochs_ : tuple of int
+        Epochs per stage of the training: ``epochs``, or the plan for ``time_budget``.
     """
 
     def __init__(
@@ -228,6 +241,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         checkpoint_dir=None,
         checkpoint_every=10,
         recipe="neighbors",
+        time_budget=None,
     ):
         self.epochs = epochs
         self.batch_size = batch_size
@@ -253,6 +267,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.recipe = recipe
+        self.time_budget = time_budget
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, resume=False, resume_from=None):
@@ -283,6 +298,10 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         return self.embedding_.copy()
 
     def _fit(self, X, resume=False, resume_from=None):
+        start = time.perf_counter()
+        check_recipe(self.recipe)
+        if self.time_budget is not None:
+            _check_time_budget(self.time_budget)
         stack = as_image_stack(X, min_images=2)
         batch_size = self._check_batch_size(len(stack))
         device = resolve_device(self.device)
@@ -290,26 +309,44 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         distributed.init_from_environment(device)
         backbone = self._resolve_backbone(device)
         image_size = self._resolve_image_size(stack)
-        lr = self.lr
-        if _is_auto(lr):
-            lr = default_learning_rate(batch_size, pretrain_epochs=_first_stage_epochs(self.epochs))
-        stages = make_stages(
-            self.epochs, lr=lr, out_dim=self.out_dim, pretrain_dim=self.pretrain_dim,
-            pretrain_loss=self.pretrain_loss, warmup_epochs=self.warmup_epochs,
-            recipe=self.recipe,
-        )
         augment = make_augmentation(
             self.augmentation, stack.n_channels, image_size, tuple(self.crop_scale)
         )
         intensity_range = fit_intensity_range(stack)
         images = self._training_images(stack, intensity_range, image_size, device)
+        checkpoints = self._checkpoint_folder()
+        resume_state = self._read_resume_state(resume, resume_from, checkpoints)
+        if self.time_budget is None:
+            epochs = self.epochs
+        elif resume_state is not None:  # the interrupted run's plan
+            epochs = tuple(resume_state["metadata"]["epochs"])
+        else:
+            costs = measure_costs(backbone, images, augment, batch_size=batch_size,
+                                  hidden_dim=self.hidden_dim, accelerations=accelerations,
+                                  cached_readout=self.recipe == "neighbors")
+            budget_left = _check_time_budget(self.time_budget) - (time.perf_counter() - start)
+            epochs = plan_epochs(budget_left, costs, BUDGET_SPLIT[self.recipe])
+        lr = self.lr
+        if _is_auto(lr):
+            lr = default_learning_rate(batch_size, pretrain_epochs=_first_stage_epochs(epochs))
+        stages = make_stages(
+            epochs, lr=lr, out_dim=self.out_dim, pretrain_dim=self.pretrain_dim,
+            pretrain_loss=self.pretrain_loss, warmup_epochs=self.warmup_epochs,
+            recipe=self.recipe,
+        )
+        if self.verbose and self.time_budget is not None:
+            print(f"Time budget {self.time_budget:.0f} s: epochs "
+                  f"{', '.join(str(stage.epochs) for stage in stages)} "
+                  f"({', '.join(stage.name for stage in stages)}).", file=sys.stderr)
         run = {
             "backbone": backbone, "image_shape": [*image_size, stack.n_channels],
             "n_images": len(images), "images": _fingerprint(images),
             **{name: _run_value(getattr(self, name)) for name in _RUN_PARAMS},
+            "epochs": _run_value(epochs),
         }
-        checkpoints = self._checkpoint_folder(run)
-        resume_state = self._resume_state(resume, resume_from, checkpoints, run)
+        if checkpoints is not None:
+            checkpoints.metadata = run
+        _check_same_run(resume_state, run)
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         fork_devices = [device] if device.type == "cuda" else []
@@ -354,19 +391,20 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         self.intensity_range_ = intensity_range
         self.loss_history_ = history
         self.stopped_early_ = stopped
+        self.epochs_ = _epochs_tuple(epochs)
         self.embedding_ = embed(network, images.chunks(inference_batch_size(self.batch_size)),
                                 device=device)
 
-    def _checkpoint_folder(self, run: dict):
+    def _checkpoint_folder(self):
         if self.checkpoint_dir is None:
             return None
-        return CheckpointFolder(self.checkpoint_dir, self.checkpoint_every, run)
+        return CheckpointFolder(self.checkpoint_dir, self.checkpoint_every)
 
-    def _resume_state(self, resume, resume_from, checkpoints, run: dict):
-        """The checkpoint to continue from, checked against this run, or None."""
+    def _read_resume_state(self, resume, resume_from, checkpoints):
+        """The checkpoint to continue from, or None for a new run."""
         if resume_from is not None:
-            state = read_checkpoint(resume_from)
-        elif resume:
+            return read_checkpoint(resume_from)
+        if resume:
             if checkpoints is None:
                 raise ValueError("resume=True needs checkpoint_dir, the folder of the checkpoints.")
             state = checkpoints.latest()
@@ -380,28 +418,17 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             if state is None:
                 warnings.warn(f"No checkpoint in {checkpoints.folder}; training from the start.",
                               stacklevel=3)
-                return None
-        else:
-            existing = checkpoints.paths() if checkpoints is not None else []
-            if existing:
-                # The folder keeps only its newest checkpoints; an earlier run's
-                # later ones would push this run's out, and resume would find them.
-                raise ValueError(
-                    f"{checkpoints.folder} already holds checkpoints of an earlier run (newest: "
-                    f"{existing[0].name}). Resume that run (resume=True, or --resume), or choose "
-                    "another checkpoint folder (or delete those files) to start a new one."
-                )
-            return None
-        differences = [
-            f"{key}: {state['metadata'].get(key)!r} in the checkpoint, {value!r} now"
-            for key, value in run.items() if state["metadata"].get(key) != value
-        ]
-        if differences:
+            return state
+        existing = checkpoints.paths() if checkpoints is not None else []
+        if existing:
+            # The folder keeps only its newest checkpoints; an earlier run's
+            # later ones would push this run's out, and resume would find them.
             raise ValueError(
-                f"{state['path']} belongs to a different run ({'; '.join(differences)}). "
-                "Resume with the same images and parameters, or train anew without resume."
+                f"{checkpoints.folder} already holds checkpoints of an earlier run (newest: "
+                f"{existing[0].name}). Resume that run (resume=True, or --resume), or choose "
+                "another checkpoint folder (or delete those files) to start a new one."
             )
-        return state
+        return None
 
     def _training_images(self, stack, intensity_range, image_size, device):
         stream = self.stream
@@ -506,6 +533,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             "embedding": torch.from_numpy(self.embedding_),
             "loss_history": [torch.from_numpy(h) for h in self.loss_history_],
             "stopped_early": self.stopped_early_,
+            "epochs_used": list(self.epochs_),
             "versions": {"napari-tsimcne": __version__, "torch": str(torch.__version__),
                          "python": platform.python_version()},
         })
@@ -519,7 +547,9 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         """
         payload = read_model_file(path)
         try:
-            estimator = cls(**payload["params"], device=device)
+            # Files from before the recipes were trained with the paper's.
+            params = {"recipe": "paper", **payload["params"]}
+            estimator = cls(**params, device=device)
             device = resolve_device(device)
             height, width, channels = payload["image_shape"]
             network = TSimCNENetwork(payload["backbone"], channels, payload["output_dim"],
@@ -535,6 +565,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         estimator.embedding_ = payload["embedding"].numpy()
         estimator.loss_history_ = [h.numpy() for h in payload["loss_history"]]
         estimator.stopped_early_ = payload["stopped_early"]
+        estimator.epochs_ = _epochs_tuple(payload.get("epochs_used", estimator.epochs))
         estimator.versions_ = payload["versions"]
         return estimator
 
@@ -546,6 +577,31 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         tags.non_deterministic = False
         tags.transformer_tags.preserves_dtype = ["float32"]  # transform always returns float32
         return tags
+
+
+def _check_same_run(state: dict | None, run: dict) -> None:
+    """Refuse to resume from a checkpoint of another run, naming what differs."""
+    if state is None:
+        return
+    differences = [
+        f"{key}: {state['metadata'].get(key)!r} in the checkpoint, {value!r} now"
+        for key, value in run.items() if state["metadata"].get(key) != value
+    ]
+    if differences:
+        raise ValueError(
+            f"{state['path']} belongs to a different run ({'; '.join(differences)}). "
+            "Resume with the same images and parameters, or train anew without resume."
+        )
+
+
+def _check_time_budget(time_budget) -> float:
+    if (not isinstance(time_budget, numbers.Real) or isinstance(time_budget, bool)
+            or not np.isfinite(time_budget) or time_budget <= 0):
+        raise ValueError(
+            f"time_budget must be a positive number of seconds, got {time_budget!r} "
+            "(e.g. time_budget=15 * 60 for 15 minutes)."
+        )
+    return float(time_budget)
 
 
 def _set_channel_statistics(network: TSimCNENetwork, images) -> None:
@@ -602,6 +658,11 @@ def _plain_value(value):
     if isinstance(value, (list, tuple)):
         return type(value)(_plain_value(v) for v in value)
     return value
+
+
+def _epochs_tuple(epochs) -> tuple[int, ...]:
+    """Epochs per stage as a tuple of ints (``epochs`` already checked by ``make_stages``)."""
+    return (int(epochs),) if isinstance(epochs, numbers.Integral) else tuple(map(int, epochs))
 
 
 def _first_stage_epochs(epochs) -> int:

@@ -28,6 +28,8 @@ def neighbor_graph(features, k: int = 15, *, random_state=None, n_jobs: int = 1)
         One feature vector per image; Euclidean distance.
     k : int, default 15
         Neighbours per image (fewer if there are not enough images).
+    random_state : int or None
+        Seed of the approximate search used for more than 1,000 images.
 
     Returns
     -------
@@ -39,7 +41,7 @@ def neighbor_graph(features, k: int = 15, *, random_state=None, n_jobs: int = 1)
     k = min(int(k), len(features) - 1)
     if k < 1:
         raise ValueError("A neighbour graph needs at least two images.")
-    seed = None if random_state is None else int(random_state)
+    seed = None if random_state is None else int(random_state) % 2**31
     index = get_knn_index(features, "auto", k, "euclidean", n_jobs=n_jobs, random_state=seed)
     indices, _ = index.build()
     return torch.from_numpy(np.asarray(indices, dtype=np.int64))

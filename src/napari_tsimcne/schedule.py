@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-__all__ = ["RECIPES", "Stage", "batch_size_for", "default_learning_rate", "learning_rate_factor",
+__all__ = ["RECIPES", "Stage", "batch_size_for", "check_recipe", "default_learning_rate", "learning_rate_factor",
            "make_stages"]
 
 PAPER_EPOCHS = (1000, 50, 450)
@@ -147,8 +147,7 @@ def make_stages(
     dropped, except that pre-training is needed before the readout can be swapped.
     """
     epochs = _check_epochs(epochs)
-    if recipe not in RECIPES:
-        raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}.")
+    check_recipe(recipe)
     lrs = _stage_learning_rates(lr, len(epochs), recipe)
     if len(epochs) == 1:
         (n,) = epochs
@@ -168,6 +167,13 @@ def make_stages(
     if readout == 0:  # the fresh readout is then created at the start of fine-tuning
         stages[2] = replace(stages[2], new_readout=True)
     return [stage for stage in stages if stage.epochs > 0]
+
+
+def check_recipe(recipe) -> str:
+    """``recipe`` if it names one of :data:`RECIPES`; ``ValueError`` otherwise."""
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}.")
+    return recipe
 
 
 def _check_epochs(epochs) -> tuple[int, ...]:

@@ -27,8 +27,10 @@ from .schedule import PAPER_EPOCHS, make_stages
 __all__ = [
     "BACKBONES",
     "CHECKPOINT_EVERY",
+    "DEFAULT_MINUTES",
     "EXPECTED_ERRORS",
     "SCHEDULES",
+    "TIME_BUDGET",
     "Outcome",
     "ProgressEvent",
     "TrainingProgress",
@@ -46,7 +48,11 @@ __all__ = [
 ]
 
 #: Epochs per stage (pre-training, readout, fine-tuning) of the schedule presets.
-SCHEDULES = {"quick": (40, 5, 15), "paper": PAPER_EPOCHS}
+SCHEDULES = {"paper": PAPER_EPOCHS}
+#: The default schedule: a time budget, in minutes, for which the epochs are
+#: planned on the user's machine (see :mod:`napari_tsimcne.budget`).
+TIME_BUDGET = "time budget"
+DEFAULT_MINUTES = 10
 #: Backbone choices, with the words a person sees.
 BACKBONES = {
     "auto": "auto (small on CPU, ResNet-18 on GPU)",
@@ -125,12 +131,14 @@ def parse_epochs(text: str) -> tuple[int, ...]:
 class TrainingSettings:
     """The choices of the training form; see :class:`napari_tsimcne.TSimCNE` for each.
 
-    ``checkpoint_dir`` (``None``: no checkpoints) and ``checkpoint_every`` are
-    the estimator's; ``resume`` continues the training whose checkpoints are
-    in ``checkpoint_dir`` (see :func:`train_map`).
+    ``time_budget`` (seconds) plans the epochs on this machine; ``epochs``
+    count only without one.  ``checkpoint_dir`` (``None``: no checkpoints)
+    and ``checkpoint_every`` are the estimator's; ``resume`` continues the
+    training whose checkpoints are in ``checkpoint_dir`` (see :func:`train_map`).
     """
 
-    epochs: tuple[int, ...] = SCHEDULES["quick"]
+    time_budget: float | None = None
+    epochs: tuple[int, ...] = PAPER_EPOCHS
     batch_size: int = CPU_BATCH_SIZE
     image_size: int | None = None
     augmentation: str = "natural"
@@ -143,7 +151,8 @@ class TrainingSettings:
 
     def estimator(self, callbacks=()) -> TSimCNE:
         return TSimCNE(
-            epochs=self.epochs, batch_size=self.batch_size, image_size=self.image_size,
+            epochs=self.epochs, time_budget=self.time_budget, batch_size=self.batch_size,
+            image_size=self.image_size,
             augmentation=self.augmentation, backbone=self.backbone, device=self.device,
             random_state=self.seed, callbacks=list(callbacks),
             checkpoint_dir=self.checkpoint_dir, checkpoint_every=self.checkpoint_every,
@@ -214,10 +223,21 @@ class TrainingProgress(Callback):
     """
 
     def __init__(self, epochs, emit: Callable[[ProgressEvent], None]):
-        self._stages = make_stages(epochs, lr=1.0)
+        """``epochs`` per stage, or ``None`` when a time budget plans them."""
         self._emit = emit
         self._stop = threading.Event()
-        self._starts = np.cumsum([0] + [s.epochs for s in self._stages])
+        # With a time budget (epochs None) the plan is known when training begins.
+        self._set_stages(make_stages(epochs, lr=1.0) if epochs is not None else [])
+
+    def _set_stages(self, stages) -> None:
+        self._stages = stages
+        self._starts = np.cumsum([0] + [s.epochs for s in stages])
+
+    def on_train_begin(self, stages) -> None:
+        planned_now = not self._stages
+        self._set_stages(stages)
+        if planned_now:  # a time budget's plan: show it before the first epoch ends
+            self._emit(self._event(0, 0))
 
     def _event(self, stage: int, epoch: int, **kwargs) -> ProgressEvent:
         return ProgressEvent(

@@ -174,6 +174,9 @@ def train(
         )
     stop_checks = [cb.should_stop for cb in callbacks if hasattr(cb, "should_stop")]
     stage_end_hooks = [cb.on_stage_end for cb in callbacks if _overrides(cb, "on_stage_end")]
+    for callback in callbacks:
+        if _overrides(callback, "on_train_begin"):
+            callback.on_train_begin(list(stages))
 
     def stop_requested() -> bool:
         return any(check() for check in stop_checks)
@@ -214,7 +217,7 @@ def train(
                 graph = run.graph if graph is None else graph
             else:
                 if stage.neighbor_share > 0 and graph is None:
-                    graph = _feature_graph(network, images, batch_size)
+                    graph = _feature_graph(network, images, batch_size, order_generator)
                 run = StageRun(network, images, stage, batch_size, momentum, weight_decay,
                                accelerations, resume if first_epoch else None,
                                graph if stage.neighbor_share > 0 else None)
@@ -258,11 +261,12 @@ def _overrides(callback, method: str) -> bool:
     )
 
 
-def _feature_graph(network, images, batch_size: int) -> torch.Tensor:
+def _feature_graph(network, images, batch_size: int, generator) -> torch.Tensor:
     """Nearest neighbours (``(N, k)`` indices) of the training images in the features ``H``."""
     features = embed(network, images.chunks(inference_batch_size(batch_size)), features=True,
                      device=images.device)
-    return neighbor_graph(features, NEIGHBORS)
+    seed = int(torch.randint(2**62, (), generator=generator))
+    return neighbor_graph(features, NEIGHBORS, random_state=seed)
 
 
 class StageRun:

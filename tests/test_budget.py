@@ -1,0 +1,149 @@
+"""Time budgets: planning epochs from measured step costs, in the library and its front ends."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from conftest import FAST_PARAMS
+
+from napari_tsimcne import TSimCNE, budget
+from napari_tsimcne.augmentation import make_augmentation
+from napari_tsimcne.budget import BUDGET_SPLIT, StageCosts, measure_costs, plan_epochs
+from napari_tsimcne.cli import main
+from napari_tsimcne.data import DeviceImages
+from napari_tsimcne.trainer import Accelerations
+
+COSTS = StageCosts(epoch_s=2.0, readout_epoch_s=0.1, readout_setup_s=5.0, embed_s=1.0)
+
+
+def planned_seconds(epochs, costs=COSTS):
+    pretrain, readout, finetune = epochs
+    return ((pretrain + finetune) * costs.epoch_s + costs.readout_setup_s
+            + readout * costs.readout_epoch_s + costs.embed_s)
+
+
+def test_plan_fills_the_budget_in_the_given_shares():
+    epochs = plan_epochs(1000, COSTS, (0.8, 0.05, 0.15))
+    assert epochs == (397, 497, 74)
+    assert 0.97 * 1000 <= planned_seconds(epochs) <= 1000
+
+
+@pytest.mark.parametrize("budget_s", [30, 120, 900, 3600])
+def test_planned_time_is_within_the_budget_for_every_recipe(budget_s):
+    for split in BUDGET_SPLIT.values():
+        assert 0.9 * budget_s <= planned_seconds(plan_epochs(budget_s, COSTS, split)) <= budget_s
+
+
+def test_a_budget_too_short_for_one_epoch_per_stage_names_the_least_budget():
+    with pytest.raises(ValueError, match=r"too short .* about 10 s. Give at least 13 s"):
+        plan_epochs(5, COSTS, (0.8, 0.05, 0.15))
+
+
+@pytest.mark.parametrize("cached_readout", [True, False])
+def test_measured_costs_are_positive_and_leave_the_random_generator_alone(images, cached_readout):
+    tensor = torch.from_numpy(images[:, None].copy())
+    state = torch.get_rng_state()
+    costs = measure_costs("resnet10-w8", DeviceImages(tensor),
+                          make_augmentation("natural", 1, (16, 16)), batch_size=16, hidden_dim=32,
+                          accelerations=Accelerations(), cached_readout=cached_readout)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert min(costs.epoch_s, costs.readout_epoch_s, costs.embed_s) > 0
+    assert (costs.readout_setup_s > 0) == cached_readout
+
+
+@pytest.fixture
+def fixed_costs(monkeypatch):
+    """Make every plan come from :data:`COSTS`, whatever the machine is doing."""
+    calls = []
+
+    def fake(*args, **kwargs):
+        calls.append(kwargs)
+        return COSTS
+
+    monkeypatch.setattr("napari_tsimcne.estimator.measure_costs", fake)
+    return calls
+
+
+def test_fit_with_a_time_budget_trains_the_plan_and_saves_it(images, fixed_costs, tmp_path):
+    params = {**FAST_PARAMS, "epochs": (50, 50, 50)}
+    model = TSimCNE(**params, time_budget=24).fit(images)
+    assert len(fixed_costs) == 1
+    # 24 s less the seconds spent before planning (a few on a busy machine).
+    assert model.epochs_ in {plan_epochs(24 - spent / 10, COSTS, BUDGET_SPLIT["neighbors"])
+                             for spent in range(50)}
+    assert model.epochs_ != (50, 50, 50)
+    assert [len(h) for h in model.loss_history_] == list(model.epochs_)
+    model.save(tmp_path / "model.pt")
+    loaded = TSimCNE.load(tmp_path / "model.pt")
+    assert loaded.epochs_ == model.epochs_ and loaded.time_budget == 24
+
+
+def test_resuming_a_budgeted_run_keeps_its_plan(images, fixed_costs, tmp_path):
+    class StopInFineTuning:
+        def __call__(self, stage, epoch, loss):
+            return stage == 2
+
+    folder = tmp_path / "checkpoints"
+    params = {**FAST_PARAMS, "time_budget": 24, "checkpoint_dir": folder, "checkpoint_every": 1}
+    stopped = TSimCNE(**params, callbacks=[StopInFineTuning()]).fit(images)
+    assert stopped.stopped_early_
+    fixed_costs.clear()
+    resumed = TSimCNE(**params).fit(images, resume=True)
+    assert fixed_costs == []  # no new plan
+    assert resumed.epochs_ == stopped.epochs_
+    uninterrupted = TSimCNE(**{**params, "checkpoint_dir": tmp_path / "other"}).fit(images)
+    assert uninterrupted.epochs_ == stopped.epochs_
+    torch.testing.assert_close(torch.from_numpy(resumed.embedding_),
+                               torch.from_numpy(uninterrupted.embedding_))
+
+
+@pytest.mark.parametrize("value", [0, -5, float("nan"), "10 min", True])
+def test_bad_time_budgets_are_refused_before_training(images, value):
+    with pytest.raises(ValueError, match="time_budget must be a positive number of seconds"):
+        TSimCNE(**FAST_PARAMS, time_budget=value).fit(images)
+
+
+def test_a_short_budget_is_honoured(images):
+    """Real timing on a tiny run: the plan fills the budget from the costs measured here.
+
+    The wall-clock bound is loose so that a busy machine cannot fail it;
+    ``benchmarks/budget.py`` measures the accuracy on a quiet one.
+    """
+    recorded = []
+    original = budget.plan_epochs
+
+    def recording(budget_s, costs, split):
+        recorded.append((budget_s, costs))
+        return original(budget_s, costs, split)
+
+    params = {**FAST_PARAMS, "epochs": (1, 1, 1), "time_budget": 8.0}
+    start = time.perf_counter()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("napari_tsimcne.estimator.plan_epochs", recording)
+        model = TSimCNE(**params).fit(images)
+    wall_s = time.perf_counter() - start
+    (budget_left, costs), = recorded
+    assert 0.9 * budget_left <= planned_seconds(model.epochs_, costs) <= budget_left
+    assert sum(model.epochs_) > 3
+    assert wall_s < 3 * 8.0
+
+
+def test_command_line_minutes_plan_the_epochs_and_say_so(tmp_path, images, fixed_costs, capsys):
+    import numpy as np
+
+    np.save(tmp_path / "images.npy", images)
+    assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "run"),
+                 "--minutes", "0.4", "--batch-size", "16", "--backbone", "resnet10-w8",
+                 "--device", "cpu", "--seed", "0", "--quiet"]) == 0
+    output = capsys.readouterr().out
+    assert "planned for 24.0 s" in output
+    assert main(["info", str(tmp_path / "run" / "model.pt")]) == 0
+    assert "planned for 24.0 s" in capsys.readouterr().out
+
+
+def test_command_line_refuses_minutes_with_epochs(tmp_path, capsys):
+    assert main(["fit", "x.npy", "--out", str(tmp_path), "--minutes", "3",
+                 "--epochs", "1", "1", "1"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
