@@ -84,3 +84,14 @@ def test_backbone_output_shape_is_eight_times_width(name, width, in_channels, si
     assert backbone.out_features == 8 * width
     assert features.shape == (3, 8 * width)
     assert torch.isfinite(features).all()
+
+
+@pytest.mark.parametrize("backbone, expected", [
+    (None, True), ("resnet10-w8", True), ("resnet18", True), ("resnet10-w4", False),
+])
+def test_cpu_training_is_channels_last_except_for_the_narrowest_backbones(backbone, expected):
+    from napari_tsimcne.trainer import Accelerations
+
+    cpu = Accelerations.for_device(torch.device("cpu"), "fp32", backbone=backbone)
+    assert cpu.channels_last is expected
+    assert Accelerations.for_device(torch.device("cuda"), "fp32", backbone=backbone).channels_last

@@ -109,7 +109,7 @@ def test_a_short_budget_is_honoured(images):
     """Real timing on a tiny run: the plan fills the budget from the costs measured here.
 
     The wall-clock bound is loose so that a busy machine cannot fail it;
-    ``benchmarks/budget.py`` measures the accuracy on a quiet one.
+    ``benchmarks/quality.py --budget-minutes`` measures the accuracy on a quiet one.
     """
     recorded = []
     original = budget.plan_epochs

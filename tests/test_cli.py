@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,18 +147,32 @@ def test_info_prints_parameters_and_losses(fit_output, capsys):
         assert stage in printed
 
 
-def test_demo_prints_accuracy_and_writes_map(tmp_path, capsys):
+def test_demo_prints_accuracy_next_to_pixel_tsne_and_writes_map(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--n-train", "100", "--n-test", "30", "--out", str(out),
                  "--epochs", "1", "1", "1", "--device", "cpu", "--quiet"]) == 0
-    accuracy_line = [line for line in capsys.readouterr().out.splitlines() if "kNN" in line]
-    assert accuracy_line[0].startswith("kNN accuracy (k=15) of the 30 held-out images: ")
-    assert 0 <= float(accuracy_line[0].rsplit(" ", 1)[1]) <= 1
+    printed = capsys.readouterr().out
+    ours = re.search(r"kNN accuracy \(k=15\) of the 30 held-out images: ([0-9.]+)", printed)
+    pixels = re.search(r"openTSNE on the images' pixels: +([0-9.]+)", printed)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dataset"] == "shapes"  # the default: where pixel neighbours mislead
+    assert float(ours[1]) == pytest.approx(summary["knn_accuracy"], abs=5e-4)
+    assert float(pixels[1]) == pytest.approx(summary["pixel_tsne_knn_accuracy"], abs=5e-4)
+    assert 0 <= summary["pixel_tsne_knn_accuracy"] <= 1
     assert_png(out / "map.png")
     train_rows, test_rows = read_csv(out / "embedding.csv"), read_csv(out / "held_out.csv")
     assert (len(train_rows), len(test_rows)) == (100, 30)
-    assert sorted({int(r["label"]) for r in train_rows}) == list(range(10))  # stratified
-    assert TSimCNE.load(out / "model.pt").image_shape_[:2] == (16, 16)
+    assert sorted({int(r["label"]) for r in train_rows}) == list(range(5))  # stratified
+    assert TSimCNE.load(out / "model.pt").image_shape_[:2] == (32, 32)
+
+
+def test_demo_digits(tmp_path, capsys):
+    assert main(["demo", "--dataset", "digits", "--n-train", "100", "--n-test", "30",
+                 "--out", str(tmp_path), "--epochs", "1", "--device", "cpu", "--quiet"]) == 0
+    assert "kNN accuracy (k=15) of the 30 held-out images" in capsys.readouterr().out
+    assert sorted({int(r["label"]) for r in read_csv(tmp_path / "embedding.csv")}) == list(
+        range(10))
+    assert TSimCNE.load(tmp_path / "model.pt").image_shape_[:2] == (16, 16)
 
 
 @pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
@@ -169,9 +185,15 @@ def test_demo_fashion_mnist(tmp_path, capsys):
     assert_png(tmp_path / "map.png")
 
 
-def test_demo_refuses_more_digits_than_exist(tmp_path, capsys):
-    assert main(["demo", "--n-train", "1700", "--n-test", "200", "--out", str(tmp_path)]) == 2
-    assert "exceed the 1797 digits" in capsys.readouterr().err
+@pytest.mark.parametrize("arguments, message", [
+    (["--dataset", "digits", "--n-train", "1700", "--n-test", "200"], "exceed the 1797 digits"),
+    (["--dataset", "digits", "--n-train", "2000"], "--n-train must be at most 1797, got 2000"),
+    (["--n-train", "4"], "--n-train must be at least 5 (one image per class), got 4"),
+    (["--n-test", "0"], "--n-test must be at least 5 (one image per class), got 0"),
+])
+def test_demo_refuses_impossible_sample_sizes(tmp_path, capsys, arguments, message):
+    assert main(["demo", *arguments, "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_demo_settings_are_valid_estimator_parameters():

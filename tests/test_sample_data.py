@@ -9,10 +9,13 @@ from napari_tsimcne.synthetic import (
     MORPHOLOGIES,
     OUTLIER_KINDS,
     PHOTOGRAPHS,
+    SHAPES,
     make_cell_crops,
     make_cell_field,
+    make_shapes,
     natural_image_patches,
 )
+from napari_tsimcne.metrics import knn_accuracy
 
 
 def test_cell_crops_are_deterministic_with_planted_duplicates_and_outliers():
@@ -59,6 +62,32 @@ def test_photo_patches_come_from_bundled_photographs():
     np.testing.assert_array_equal(images, natural_image_patches(24, 16, window=32, seed=0)[0])
 
 
+def test_shapes_are_balanced_deterministic_and_hard_for_pixel_neighbours():
+    images, labels = make_shapes(1000, seed=2)
+    assert images.shape == (1000, 32, 32) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [200] * len(SHAPES)
+    np.testing.assert_array_equal(images, make_shapes(1000, seed=2)[0])
+    assert images.min() < 30 and images.max() > 200  # backgrounds and shapes span the range
+    pixels = images.reshape(1000, -1).astype(float)
+    accuracy = knn_accuracy(pixels[:800], labels[:800], pixels[800:], labels[800:])
+    assert accuracy < 0.45  # chance is 0.2: pixel neighbours are mostly of other shapes
+
+
+def test_every_shape_has_its_own_form():
+    """Noise-free, centred and equal in size, the five masks differ clearly from each other."""
+    from napari_tsimcne.synthetic import _rotated_grid, _shape
+
+    u, v = _rotated_grid(32, np.array([16.0, 16.0]), 0.0)
+    masks = np.stack([_shape(name, u, v, 10.0) for name in SHAPES]).reshape(len(SHAPES), -1)
+    assert masks.min() >= 0 and masks.max() <= 1
+    areas = masks.sum(axis=1)
+    assert np.all(areas > 40)
+    differences = np.abs(masks[:, None] - masks[None]).sum(axis=2)
+    assert np.all(differences[~np.eye(len(SHAPES), dtype=bool)] > 0.15 * areas.min())
+    with pytest.raises(ValueError, match="Unknown shape"):
+        _shape("star", u, v, 10.0)
+
+
 def test_sample_contributions_return_layer_data():
     (cells, kwargs, kind), = _sample_data.cell_crops()
     assert kind == "image" and cells.shape == (500, 64, 64, 2) and kwargs["channel_axis"] == 3
@@ -67,6 +96,10 @@ def test_sample_contributions_return_layer_data():
     assert labels_kind == "labels" and field.shape[:2] == labels.shape
     (photos, kwargs, _), = _sample_data.photo_patches()
     assert kwargs["rgb"] and photos.shape == (600, 32, 32, 3)
+    (shapes, kwargs, _), = _sample_data.shapes()
+    assert shapes.shape == (2000, 32, 32)
+    assert kwargs["metadata"][USER_FEATURES_KEY]["shape"].value_counts().to_dict() == {
+        name: 400 for name in SHAPES}
 
 
 def test_samples_open_in_napari(make_napari_viewer):

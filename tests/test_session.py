@@ -30,8 +30,8 @@ def test_epochs_are_read_from_text():
 def test_batch_size_defaults_are_powers_of_two_up_to_the_image_count():
     assert default_batch_size(20, "cpu") == 16
     assert default_batch_size(500, "cpu") == 32  # 15 steps per epoch, not 1
-    assert default_batch_size(5000, "cpu") == 256
-    assert default_batch_size(100_000, "cpu") == 256
+    assert default_batch_size(5000, "cpu") == 64
+    assert default_batch_size(100_000, "cpu") == 64
     assert default_batch_size(1, "cpu") == 2
 
 

@@ -472,7 +472,7 @@ def test_plugin_is_listed_and_valid():
     widgets = {w.display_name for w in manifest.contributions.widgets}
     assert widgets == {"Train map", "Explore map"}
     assert {s.key for s in manifest.contributions.sample_data} == {
-        "cells", "cell_field", "photo_patches"}
+        "cells", "cell_field", "photo_patches", "shapes"}
     plugin_manager = npe2.PluginManager.instance()
     plugin_manager.discover()
     assert plugin_manager.get_manifest("napari-tsimcne").display_name == "t-SimCNE image map"

@@ -1,4 +1,4 @@
-"""napari sample data: generated cells and patches of scikit-image's photographs.
+"""napari sample data: generated cells and shapes, patches of scikit-image's photographs.
 
 Each function returns napari layer data tuples.  The known classes of the
 images travel in the image layer's ``metadata["features"]``, from where the
@@ -10,9 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from .explore import USER_FEATURES_KEY
-from .synthetic import make_cell_crops, make_cell_field, natural_image_patches
+import pandas as pd
 
-__all__ = ["cell_crops", "cell_field", "photo_patches"]
+from .synthetic import SHAPES, make_cell_crops, make_cell_field, make_shapes, natural_image_patches
+
+__all__ = ["cell_crops", "cell_field", "photo_patches", "shapes"]
 
 _CHANNELS = {"name": ["nucleus", "cell"], "colormap": ["green", "magenta"],
              "blending": ["translucent_no_depth", "additive"]}
@@ -51,3 +53,11 @@ def photo_patches():
     images, truth = natural_image_patches()
     return [(images, {"name": "photo patches", "rgb": True,
                       "metadata": {USER_FEATURES_KEY: truth[["photograph"]]}}, "image")]
+
+
+def shapes():
+    """2,000 generated grey shapes (32x32, uint8) whose pixel neighbours mislead."""
+    images, labels = make_shapes()
+    truth = pd.DataFrame({"shape": pd.Categorical.from_codes(labels, SHAPES)})
+    return [(images, {"name": "shapes", "contrast_limits": (0, 255),
+                      "metadata": {USER_FEATURES_KEY: truth}}, "image")]

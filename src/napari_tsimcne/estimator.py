@@ -305,9 +305,10 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         stack = as_image_stack(X, min_images=2)
         batch_size = self._check_batch_size(len(stack))
         device = resolve_device(self.device)
-        accelerations = Accelerations.for_device(device, self.precision, bool(self.compile))
         distributed.init_from_environment(device)
         backbone = self._resolve_backbone(device)
+        accelerations = Accelerations.for_device(device, self.precision, bool(self.compile),
+                                                 backbone)
         image_size = self._resolve_image_size(stack)
         augment = make_augmentation(
             self.augmentation, stack.n_channels, image_size, tuple(self.crop_scale)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from . import distributed
+from .backbones import parse_backbone_name
 from .callbacks import Callback
 from .data import DeviceImages
 from .feature_cache import HeadRun
@@ -60,21 +61,23 @@ class Accelerations:
 
     @classmethod
     def for_device(cls, device: torch.device, precision: str = "auto",
-                   compile: bool = False) -> Accelerations:
+                   compile: bool = False, backbone: str | None = None) -> Accelerations:
         """What pays off on ``device`` (measured in ``benchmarks/RESULTS.md``).
 
-        Channels-last on CPUs and CUDA GPUs; bf16 autocast with
-        ``precision="auto"`` where the hardware computes in bf16 natively
-        (CUDA GPUs with bf16, CPUs with AVX-512 BF16 or AMX); fused SGD on CUDA.
-        ``precision`` is ``"auto"``, ``"bf16"`` or ``"fp32"``.
+        Channels-last on CPUs and CUDA GPUs (on CPUs not for ``backbone``
+        widths under 8); bf16 autocast with ``precision="auto"`` where the
+        hardware computes in bf16 natively (CUDA GPUs with bf16, CPUs with
+        AVX-512 BF16 or AMX); fused SGD on CUDA.  ``precision`` is ``"auto"``,
+        ``"bf16"`` or ``"fp32"``.
         """
         if precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}.")
         cuda = device.type == "cuda"
         bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
+        channels_last = cuda or (device.type == "cpu" and not _too_narrow_for_channels_last(
+            backbone))
         return cls(autocast_dtype=torch.bfloat16 if bf16 else None,
-                   channels_last=device.type in ("cpu", "cuda"), fused_optimizer=cuda,
-                   compile=compile)
+                   channels_last=channels_last, fused_optimizer=cuda, compile=compile)
 
     def autocast(self, device: torch.device):
         if self.autocast_dtype is None:
@@ -92,6 +95,13 @@ class Accelerations:
         """SGD over ``parameters``, with the fused kernel where it is enabled."""
         return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay,
                                fused=True if self.fused_optimizer else None)
+
+
+def _too_narrow_for_channels_last(backbone: str | None) -> bool:
+    # At width 4, channels-last, oneDNN's AVX2 backward pass of a 1x1 shortcut
+    # convolution stopped returning within a few steps in most runs (torch
+    # 2.14); and networks this narrow gain nothing from the layout.
+    return backbone is not None and parse_backbone_name(backbone)[1] < 8
 
 
 def native_bf16(device: torch.device) -> bool:
