@@ -43,6 +43,7 @@ def main(out: Path) -> None:
         "transform": torch.from_numpy(estimator.transform(images[::-1].copy())),
         "batchnorm_types": sorted({type(m).__name__ for m in estimator.model_.modules()
                                    if "Norm" in type(m).__name__}),
+        "rank_0_says": distributed.same_on_all_processes(f"rank {rank}"),
     }, out / f"rank{rank}.pt")
     estimator.save(out / f"model-saved-by-rank{rank}.pt")
 

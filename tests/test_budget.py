@@ -8,9 +8,11 @@ import pytest
 import torch
 from conftest import FAST_PARAMS
 
-from napari_tsimcne import TSimCNE, budget
+from napari_tsimcne import Callback, TSimCNE, budget
 from napari_tsimcne.augmentation import make_augmentation
-from napari_tsimcne.budget import BUDGET_SPLIT, StageCosts, measure_costs, plan_epochs
+from napari_tsimcne.budget import (
+    BUDGET_SPLIT, StageCosts, measure_costs, plan_epochs, revise_plan,
+)
 from napari_tsimcne.cli import main
 from napari_tsimcne.data import DeviceImages
 from napari_tsimcne.trainer import Accelerations
@@ -19,9 +21,36 @@ COSTS = StageCosts(epoch_s=2.0, readout_epoch_s=0.1, readout_setup_s=5.0, embed_
 
 
 def planned_seconds(epochs, costs=COSTS):
+    """Brute force: the whole plan with the final embedding."""
     pretrain, readout, finetune = epochs
     return ((pretrain + finetune) * costs.epoch_s + costs.readout_setup_s
             + readout * costs.readout_epoch_s + costs.embed_s)
+
+
+def test_planned_seconds_of_parts_of_a_plan_add_up():
+    plan = (100, 40, 20)
+    parts = [budget.planned_seconds(plan, COSTS, slice(i, i + 1)) for i in range(3)]
+    assert parts == [200.0, 5.0 + 4.0, 40.0]
+    assert budget.planned_seconds(plan, COSTS) + COSTS.embed_s == planned_seconds(plan)
+
+
+def test_a_run_on_pace_or_ahead_keeps_its_plan():
+    plan = (100, 40, 20)
+    # Pre-training took the predicted 200 s (or less); 50 s of stages and embedding follow.
+    assert revise_plan(plan, 1, 200.0, 50.0, COSTS) == plan
+    assert revise_plan(plan, 1, 100.0, 50.0, COSTS) == plan
+
+
+def test_a_run_behind_its_plan_shortens_the_stages_still_to_come():
+    plan = (100, 40, 20)
+    # Pre-training took 1.5x its prediction: the rest would take 1.5 * 50 s, 30 s are left.
+    revised = revise_plan(plan, 1, 300.0, 30.0, COSTS)
+    assert revised[0] == 100 and revised[1] < 40 and revised[2] < 20
+    pace = 1.5
+    rest = budget.planned_seconds(revised, COSTS, slice(1, None)) + COSTS.embed_s
+    assert pace * rest <= 30.0
+    # Only fine-tuning is still to come; no time left: one epoch, never zero.
+    assert revise_plan(plan, 2, 500.0, -5.0, COSTS) == (100, 40, 1)
 
 
 def test_plan_fills_the_budget_in_the_given_shares():
@@ -99,6 +128,42 @@ def test_resuming_a_budgeted_run_keeps_its_plan(images, fixed_costs, tmp_path):
                                torch.from_numpy(uninterrupted.embedding_))
 
 
+def test_a_revised_plan_is_trained_reported_saved_and_kept_on_resume(images, fixed_costs,
+                                                                       monkeypatch, tmp_path):
+    revisions = []
+
+    def behind(epochs, next_stage, spent_s, left_s, costs):
+        revisions.append((next_stage, tuple(epochs)))
+        return tuple(epochs) if next_stage == 2 else (epochs[0], 2, 1)
+
+    class Plans(Callback):
+        def __init__(self):
+            self.plans = []
+
+        def on_train_begin(self, stages):
+            self.plans.append([stage.epochs for stage in stages])
+
+        def __call__(self, stage, epoch, loss):
+            return stage == 2  # stop in fine-tuning, to resume
+
+    monkeypatch.setattr("napari_tsimcne.estimator.revise_plan", behind)
+    plans = Plans()
+    folder = tmp_path / "checkpoints"
+    params = {**FAST_PARAMS, "time_budget": 24, "checkpoint_dir": folder, "checkpoint_every": 1}
+    stopped = TSimCNE(**params, callbacks=[plans]).fit(images)
+    assert plans.plans[0][1:] != [2, 1] and plans.plans[1] == [plans.plans[0][0], 2, 1]
+    assert [stage for stage, _ in revisions] == [1, 2]
+    assert stopped.epochs_ == tuple(plans.plans[1])
+    assert [len(h) for h in stopped.loss_history_[:2]] == plans.plans[1][:2]
+    revisions.clear()
+    resumed = TSimCNE(**params).fit(images, resume=True)
+    assert revisions == []  # a resumed run keeps the revised plan of its checkpoints
+    assert resumed.epochs_ == stopped.epochs_
+    assert [len(h) for h in resumed.loss_history_] == list(resumed.epochs_)
+    resumed.save(tmp_path / "model.pt")
+    assert TSimCNE.load(tmp_path / "model.pt").epochs_ == stopped.epochs_
+
+
 @pytest.mark.parametrize("value", [0, -5, float("nan"), "10 min", True])
 def test_bad_time_budgets_are_refused_before_training(images, value):
     with pytest.raises(ValueError, match="time_budget must be a positive number of seconds"):
@@ -115,8 +180,9 @@ def test_a_short_budget_is_honoured(images):
     original = budget.plan_epochs
 
     def recording(budget_s, costs, split):
-        recorded.append((budget_s, costs))
-        return original(budget_s, costs, split)
+        plan = original(budget_s, costs, split)
+        recorded.append((budget_s, costs, plan))
+        return plan
 
     params = {**FAST_PARAMS, "epochs": (1, 1, 1), "time_budget": 8.0}
     start = time.perf_counter()
@@ -124,9 +190,11 @@ def test_a_short_budget_is_honoured(images):
         patch.setattr("napari_tsimcne.estimator.plan_epochs", recording)
         model = TSimCNE(**params).fit(images)
     wall_s = time.perf_counter() - start
-    (budget_left, costs), = recorded
-    assert 0.9 * budget_left <= planned_seconds(model.epochs_, costs) <= budget_left
-    assert sum(model.epochs_) > 3
+    (budget_left, costs, plan), = recorded
+    assert 0.9 * budget_left <= planned_seconds(plan, costs) <= budget_left
+    # A busy machine may have shortened the later stages on the way, never pre-training.
+    assert model.epochs_[0] == plan[0] and all(map(int.__le__, model.epochs_, plan))
+    assert sum(plan) > 3
     assert wall_s < 3 * 8.0
 
 

@@ -64,6 +64,12 @@ def test_every_process_can_place_images_after_distributed_training(runs):
         assert result["batchnorm_types"] == ["BatchNorm2d"]  # plain again after training
 
 
+def test_decisions_from_measured_time_are_rank_0s_in_every_process(runs):
+    _, single, ranks = runs
+    assert single["rank_0_says"] == "rank 0"
+    assert [result["rank_0_says"] for result in ranks] == ["rank 0", "rank 0"]
+
+
 def test_only_rank_0_writes_the_model_file(runs):
     root, _, _ = runs
     assert (root / "two" / "model-saved-by-rank0.pt").exists()

@@ -1,11 +1,15 @@
 """A training plan for a wall-clock budget: epochs per stage from timed real steps.
 
-Users think in minutes, not epochs.  :func:`plan_for_budget` times a few real
+Users think in minutes, not epochs.  :func:`measure_costs` times a few real
 training steps of the network on this machine (on a throwaway copy, so the
-run itself is unaffected), then splits the budget over the stages by
-:data:`BUDGET_SPLIT` and turns each share into epochs.  The time to prepare
+run itself is unaffected), then :func:`plan_epochs` splits the budget over the
+stages by :data:`BUDGET_SPLIT` and turns each share into epochs.  The time to prepare
 the images, to time the steps and to embed the images at the end is taken
-off the budget first.
+off the budget first.  Machines slow down under sustained load (thermal or
+power limits: on a 2-core cloud machine the epochs of 15-minute runs became
+about 30% slower after the fifth minute), so
+:func:`revise_plan` shortens the stages still to come at every stage
+boundary when the run is behind its plan.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from .loss import make_loss
 from .network import TSimCNENetwork
 from .trainer import Accelerations, inference_batch_size, training_step
 
-__all__ = ["BUDGET_SPLIT", "StageCosts", "measure_costs", "plan_epochs"]
+__all__ = ["BUDGET_SPLIT", "StageCosts", "measure_costs", "plan_epochs", "planned_seconds",
+           "revise_plan"]
 
 #: Shares of the budget of pre-training, the readout stage and fine-tuning,
 #: per recipe.  From the stage analysis on Fashion-MNIST
@@ -81,6 +86,41 @@ def plan_epochs(budget_s: float, costs: StageCosts, split) -> tuple[int, int, in
     pretrain = max(1, min(int(available_s * split[0] / costs.epoch_s),
                           int(pretrain_s / costs.epoch_s)))
     return pretrain, readout, finetune
+
+
+def planned_seconds(epochs, costs: StageCosts, stages=slice(None)) -> float:
+    """Seconds that ``costs`` predict for the ``stages`` (a slice) of the plan ``epochs``.
+
+    ``epochs`` is ``(pre-training, readout, fine-tuning)``; the readout stage
+    includes its setup.  The final embedding is not included.
+    """
+    per_stage = (epochs[0] * costs.epoch_s,
+                 costs.readout_setup_s + epochs[1] * costs.readout_epoch_s,
+                 epochs[2] * costs.epoch_s)
+    return sum(per_stage[stages])
+
+
+def revise_plan(epochs, next_stage: int, spent_s: float, left_s: float,
+                costs: StageCosts) -> tuple[int, int, int]:
+    """The plan ``epochs`` with the stages from ``next_stage`` on shortened to fit ``left_s``.
+
+    ``spent_s`` is the time the stages before ``next_stage`` took; compared
+    with what ``costs`` predicted for them, it gives the machine's pace now,
+    which the later stages are assumed to keep.  If they no longer fit in
+    ``left_s`` seconds (less the final embedding), they are shortened in
+    proportion, each to at least one epoch.  A run that is ahead of its plan
+    keeps it and ends early: the budget is a limit.
+    """
+    pace = spent_s / max(planned_seconds(epochs, costs, slice(0, next_stage)), 1e-9)
+    # Shortening saves epochs only, not the readout stage's setup or the final embedding.
+    setup_s = costs.readout_setup_s if next_stage <= 1 else 0.0
+    epochs_s = planned_seconds(epochs, costs, slice(next_stage, None)) - setup_s
+    fixed_s = setup_s + costs.embed_s
+    if pace * (fixed_s + epochs_s) <= left_s:
+        return tuple(epochs)
+    share = max(left_s / pace - fixed_s, 0.0) / epochs_s
+    return tuple(n if stage < next_stage else max(1, int(n * share))
+                 for stage, n in enumerate(epochs))
 
 
 def measure_costs(backbone: str, images, augment, *, batch_size: int, hidden_dim: int,

@@ -24,7 +24,9 @@ class Callback:
     def on_train_begin(self, stages: list) -> None:
         """Before the first step, with the plan: the :class:`~napari_tsimcne.schedule.Stage` list.
 
-        With a time budget this is where the planned epochs become known.
+        With a time budget this is where the planned epochs become known;
+        it is called again, with the new plan, if the budget shortens the
+        stages still to come.
         """
 
     def on_stage_end(self, stage: int, embedding: np.ndarray) -> None:

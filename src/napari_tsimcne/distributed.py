@@ -42,6 +42,7 @@ __all__ = [
     "local_batchnorm",
     "local_rank",
     "rank",
+    "same_on_all_processes",
     "synchronize_batchnorm",
     "world_size",
 ]
@@ -89,6 +90,19 @@ def init_from_environment(device: torch.device) -> None:
         )
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None)
+
+
+def same_on_all_processes(value):
+    """Rank 0's ``value`` (any picklable object) in every process; ``value`` in a single one.
+
+    For decisions from measured time, such as a time budget's plan, which
+    every process must share although each measures its own.
+    """
+    if not is_distributed():
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 def gather_with_gradients(z: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ import platform
 import sys
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import __version__, data, distributed
 from .augmentation import make_augmentation
-from .budget import BUDGET_SPLIT, measure_costs, plan_epochs
+from .budget import BUDGET_SPLIT, measure_costs, plan_epochs, revise_plan
 from .checkpoint import CheckpointFolder, read_checkpoint
 from .data import (
     DeviceImages, StreamedImages, as_image_stack, fit_intensity_range, should_stream,
@@ -326,15 +327,17 @@ class TSimCNE(TransformerMixin, BaseEstimator):
                                   hidden_dim=self.hidden_dim, accelerations=accelerations,
                                   cached_readout=self.recipe == "neighbors")
             budget_left = _check_time_budget(self.time_budget) - (time.perf_counter() - start)
-            epochs = plan_epochs(budget_left, costs, BUDGET_SPLIT[self.recipe])
+            epochs = distributed.same_on_all_processes(
+                plan_epochs(budget_left, costs, BUDGET_SPLIT[self.recipe]))
         lr = self.lr
         if _is_auto(lr):
             lr = default_learning_rate(batch_size, pretrain_epochs=_first_stage_epochs(epochs))
-        stages = make_stages(
-            epochs, lr=lr, out_dim=self.out_dim, pretrain_dim=self.pretrain_dim,
+        stages_for = partial(
+            make_stages, lr=lr, out_dim=self.out_dim, pretrain_dim=self.pretrain_dim,
             pretrain_loss=self.pretrain_loss, warmup_epochs=self.warmup_epochs,
             recipe=self.recipe,
         )
+        stages = stages_for(epochs)
         if self.verbose and self.time_budget is not None:
             print(f"Time budget {self.time_budget:.0f} s: epochs "
                   f"{', '.join(str(stage.epochs) for stage in stages)} "
@@ -348,6 +351,9 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         if checkpoints is not None:
             checkpoints.metadata = run
         _check_same_run(resume_state, run)
+        replan = None
+        if self.time_budget is not None and resume_state is None:
+            replan = _BudgetKeeper(start + self.time_budget, costs, stages_for, run)
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         fork_devices = [device] if device.type == "cuda" else []
@@ -365,6 +371,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
                     momentum=self.momentum, weight_decay=self.weight_decay,
                     callbacks=list(self.callbacks or ()), progress=self._progress_bar(),
                     accelerations=accelerations, checkpoints=checkpoints, resume=resume_state,
+                    replan=replan,
                 )
             except FloatingPointError as error:
                 kept = checkpoints.paths() if checkpoints is not None else []
@@ -392,7 +399,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         self.intensity_range_ = intensity_range
         self.loss_history_ = history
         self.stopped_early_ = stopped
-        self.epochs_ = _epochs_tuple(epochs)
+        self.epochs_ = _epochs_tuple(run["epochs"])
         self.embedding_ = embed(network, images.chunks(inference_batch_size(self.batch_size)),
                                 device=device)
 
@@ -659,6 +666,31 @@ def _plain_value(value):
     if isinstance(value, (list, tuple)):
         return type(value)(_plain_value(v) for v in value)
     return value
+
+
+class _BudgetKeeper:
+    """``replan`` for :func:`~napari_tsimcne.trainer.train`: keeps a run within its time budget.
+
+    Before every stage after the first it compares the time the finished
+    stages took with their planned costs and, if the run is behind, shortens
+    the stages still to come (:func:`~napari_tsimcne.budget.revise_plan`).
+    The new plan goes into ``run["epochs"]``, the checkpoints' metadata, so
+    that a resumed run keeps it.
+    """
+
+    def __init__(self, deadline: float, costs, stages_for, run: dict):
+        self.deadline, self.costs, self.stages_for, self.run = deadline, costs, stages_for, run
+        self.training_start = time.perf_counter()
+
+    def __call__(self, next_stage: int, stages):
+        epochs = [stage.epochs for stage in stages]
+        now = time.perf_counter()
+        revised = distributed.same_on_all_processes(revise_plan(
+            epochs, next_stage, now - self.training_start, self.deadline - now, self.costs))
+        if list(revised) == epochs:
+            return stages
+        self.run["epochs"] = list(revised)
+        return self.stages_for(revised)
 
 
 def _epochs_tuple(epochs) -> tuple[int, ...]:

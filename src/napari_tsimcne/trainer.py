@@ -137,6 +137,7 @@ def train(
     accelerations: Accelerations = Accelerations(),
     checkpoints=None,
     resume: dict | None = None,
+    replan: Callable[[int, list[Stage]], list[Stage]] | None = None,
 ) -> list[np.ndarray]:
     """Train ``network`` in place through ``stages``.
 
@@ -168,6 +169,11 @@ def train(
     resume
         A checkpoint's training state to continue from (its ``"stage"`` and
         ``"epoch"`` say where); the network must be built as for a new run.
+    replan
+        Called before every stage after the first as ``replan(stage_index,
+        stages)``; returns the stages to go on with (a time budget shortens
+        the later ones when the run is behind).  Callbacks' ``on_train_begin``
+        then sees the new plan.
 
     Returns
     -------
@@ -212,11 +218,20 @@ def train(
     if distributed.is_distributed():
         distributed.synchronize_batchnorm(network, images.device)
     accelerations.prepare(network)
+    stages = list(stages)
     try:
-        for stage_index, stage in enumerate(stages):
+        for stage_index in range(len(stages)):
             if stage_index < start[0]:
                 continue
             first_epoch = start[1] if stage_index == start[0] else 0
+            if replan is not None and stage_index > 0 and first_epoch == 0:
+                revised = list(replan(stage_index, stages))
+                if revised != stages:
+                    stages = revised
+                    for callback in callbacks:
+                        if _overrides(callback, "on_train_begin"):
+                            callback.on_train_begin(list(stages))
+            stage = stages[stage_index]
             if stage.new_readout and first_epoch == 0:
                 network.head.replace_readout(stage.out_dim)
             if first_epoch == 0:
