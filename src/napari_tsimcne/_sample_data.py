@@ -8,10 +8,9 @@ training widget copies them into the map's features (to colour by).
 from __future__ import annotations
 
 import numpy as np
-
-from .explore import USER_FEATURES_KEY
 import pandas as pd
 
+from .explore import USER_FEATURES_KEY
 from .synthetic import SHAPES, make_cell_crops, make_cell_field, make_shapes, natural_image_patches
 
 __all__ = ["cell_crops", "cell_field", "photo_patches", "shapes"]

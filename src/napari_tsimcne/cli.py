@@ -430,19 +430,20 @@ def _demo_data(dataset: str, n_train: int, n_test: int, seed):
     if dataset == "fashion-mnist":
         train_images, train_labels = load_fashion_mnist("train")
         test_images, test_labels = load_fashion_mnist("test")
-        _check_sample_size("--n-train", n_train, train_labels)
-        _check_sample_size("--n-test", n_test, test_labels)
+        _check_sample_size("--n-train", n_train, len(np.unique(train_labels)), len(train_labels))
+        _check_sample_size("--n-test", n_test, len(np.unique(test_labels)), len(test_labels))
         train = _stratified_split(train_labels, n_train, None, seed)[0]
         test = _stratified_split(test_labels, n_test, None, seed)[0]
         return train_images[train], train_labels[train], test_images[test], test_labels[test]
     if dataset == "shapes":
-        _check_sample_size("--n-train", n_train, np.arange(len(SHAPES)), generated=True)
-        _check_sample_size("--n-test", n_test, np.arange(len(SHAPES)), generated=True)
+        # Generated on demand: as many as asked for.
+        _check_sample_size("--n-train", n_train, len(SHAPES))
+        _check_sample_size("--n-test", n_test, len(SHAPES))
         images, labels = make_shapes(n_train + n_test, seed=0)
     else:
         images, labels = load_digits_images()
-        _check_sample_size("--n-train", n_train, labels)
-        _check_sample_size("--n-test", n_test, labels)
+        _check_sample_size("--n-train", n_train, len(np.unique(labels)), len(labels))
+        _check_sample_size("--n-test", n_test, len(np.unique(labels)), len(labels))
         if n_train + n_test > len(images):
             raise ValueError(
                 f"--n-train {n_train} plus --n-test {n_test} exceed the {len(images)} digits."
@@ -451,14 +452,14 @@ def _demo_data(dataset: str, n_train: int, n_test: int, seed):
     return images[train], labels[train], images[test], labels[test]
 
 
-def _check_sample_size(option: str, n: int, labels: np.ndarray, *, generated=False) -> None:
-    """A stratified sample needs one image per class, and no more images than there are
-    unless they are ``generated`` on demand."""
-    n_classes = len(np.unique(labels))
+def _check_sample_size(option: str, n: int, n_classes: int, available: int | None = None
+                       ) -> None:
+    """A stratified sample needs one image per class, and no more images than are
+    ``available`` (``None``: generated on demand, as many as asked for)."""
     if n < n_classes:
         raise ValueError(f"{option} must be at least {n_classes} (one image per class), got {n}.")
-    if not generated and n > len(labels):
-        raise ValueError(f"{option} must be at most {len(labels)}, got {n}.")
+    if available is not None and n > available:
+        raise ValueError(f"{option} must be at most {available}, got {n}.")
 
 
 def _stratified_split(labels, n_first: int, n_second, seed) -> tuple[np.ndarray, np.ndarray]:
