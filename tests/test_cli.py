@@ -249,6 +249,48 @@ def test_console_script_help():
         assert command in result.stdout
 
 
+def test_help_answers_without_loading_torch():
+    code = ("import sys; from napari_tsimcne.cli import main; "
+            "codes = [main(['--help']), main(['fit', '--help']), main(['demo', '--help'])]; "
+            "heavy = [m for m in ('torch', 'sklearn', 'matplotlib', 'pandas') if m in sys.modules]; "
+            "print(codes, heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == "[0, 0, 0] []"
+
+
+def test_fit_derives_its_settings_from_the_images_as_the_widget_does(images, tmp_path, capsys):
+    from napari_tsimcne.defaults import data_defaults
+
+    many = np.concatenate([images] * 5)[:300]  # 300 grey uint8 images, 16 x 16
+    np.save(tmp_path / "images.npy", many)
+    out = tmp_path / "out"
+    assert main(["fit", str(tmp_path / "images.npy"), "--out", str(out), "--epochs", "1", "1",
+                 "1", "--backbone", "resnet10-w8", "--device", "cpu",
+                 "--checkpoint-every", "1", "--quiet"]) == 0
+    expected = data_defaults(300, 16, 16, 1, np.uint8, "cpu")
+    model = TSimCNE.load(out / "model.pt")
+    assert (model.batch_size_, model.augmentation_) == (expected.batch_size,
+                                                        expected.augmentation) == (32, "microscopy")
+    assert model.random_state_ == 0  # the default seed: the run can be repeated
+    capsys.readouterr()
+    assert main(["info", str(out / "model.pt")]) == 0
+    printed = capsys.readouterr().out
+    assert "batch size 32, augmentation microscopy, seed 0" in printed
+    assert f"Checkpoints:  written to {out / 'checkpoints'}" in printed
+
+
+def test_fit_prints_its_settings_and_the_estimated_time(stack, tmp_path, capsys):
+    np.save(tmp_path / "images.npy", stack)
+    assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
+                 *TINY_TRAINING[:-1]]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"Training on 40 images \(16×16 px, 1 channel\(s\)\) on cpu: resnet10-w8, "
+                     r"batch size 16, augmentation microscopy, seed 0", err)
+    assert re.search(r"Estimated time: about \d+ s", err)
+    assert "left in all" in err
+
+
 def write_text(path: Path) -> Path:
     path.write_text("this is not an image\n")
     return path

@@ -254,7 +254,7 @@ BAD_PARAMS = {
     "batch size suggestion is a power of two": (
         dict(batch_size=50, n_images=40), None,
         r"larger than the 40 training images\. Pass batch_size=32"),
-    "batch size 1": (dict(batch_size=1), None, r"batch_size must be an integer >= 2, got 1"),
+    "batch size 1": (dict(batch_size=1), None, r"batch_size must be an integer >= 2 or .auto., got 1"),
     "batch size 0": (dict(batch_size=0), None, "batch_size must be an integer >= 2"),
     "fractional batch size": (dict(batch_size=2.5), None, "batch_size must be an integer >= 2"),
     "batch size as text": (dict(batch_size="16"), None, "batch_size must be an integer >= 2"),

@@ -10,8 +10,7 @@ from napari_tsimcne.session import (
     TrainingProgress,
     TrainingSettings,
     capture,
-    default_batch_size,
-    default_image_size,
+    form_defaults,
     parse_epochs,
     pca_2d,
     place_on_map,
@@ -27,18 +26,10 @@ def test_epochs_are_read_from_text():
             parse_epochs(bad)
 
 
-def test_batch_size_defaults_are_powers_of_two_up_to_the_image_count():
-    assert default_batch_size(20, "cpu") == 16
-    assert default_batch_size(500, "cpu") == 32  # 15 steps per epoch, not 1
-    assert default_batch_size(5000, "cpu") == 64
-    assert default_batch_size(100_000, "cpu") == 64
-    assert default_batch_size(1, "cpu") == 2
-
-
-def test_large_square_images_are_shrunk_on_a_cpu():
-    assert default_image_size(64, 64, "cpu") == 32
-    assert default_image_size(28, 28, "cpu") is None
-    assert default_image_size(64, 48, "cpu") is None
+def test_form_defaults_resolve_the_device_name():
+    defaults = form_defaults(300, 64, 64, 1, np.uint16, "cpu")
+    assert (defaults.batch_size, defaults.image_size, defaults.augmentation) == (
+        32, 32, "microscopy")
 
 
 def test_progress_reports_epochs_and_stage_maps():
@@ -125,7 +116,8 @@ def test_a_cancelled_run_keeps_its_checkpoints_and_resumes_to_the_uninterrupted_
     events = []
     resumed = train_map(images, replace(settings, resume=True),
                         TrainingProgress((3, 1, 2), events.append))
-    assert events[0].done == 3  # continued with the third epoch of pre-training
+    epochs_trained = [event for event in events if event.loss is not None]
+    assert epochs_trained[0].done == 3  # continued with the third epoch of pre-training
     np.testing.assert_array_equal(resumed.embedding, uninterrupted.embedding)
     np.testing.assert_array_equal(resumed.features, uninterrupted.features)
 

@@ -126,6 +126,10 @@ def test_defaults_follow_the_data(make_napari_viewer):
     assert widget._image_size.value == 32
     assert widget._augmentation.value == "natural"
     assert widget._summary.value == "20 images, 64×64 px, 3 channel(s)"
+    # The library derives the same settings from the same images.
+    from napari_tsimcne.defaults import data_defaults
+    same = data_defaults(20, 64, 64, 3, np.uint8, "cpu")
+    assert (same.batch_size, same.image_size, same.augmentation) == (16, 32, "natural")
     widget._batch_size.value = 8
     viewer.add_points(np.zeros((3, 2)), name="unrelated")
     assert widget._batch_size.value == 8  # layer changes elsewhere keep the user's edits
@@ -528,6 +532,10 @@ def test_time_budget_is_the_default_schedule_and_its_plan_drives_the_progress_ba
     model = map_record(viewer.layers["blobs map"]).model
     assert sum(model.epochs_) > 3  # planned, not the paper's epochs hidden under the field
     assert events[0].done == 0 and events[0].total == sum(model.epochs_)
+    # The estimate comes with the plan, before the first epoch: the fixed costs predict it.
+    assert events[0].seconds_left == pytest.approx(
+        model.epochs_[0] + 1.0 + 0.1 * model.epochs_[1] + model.epochs_[2] + 0.1)
+    assert "left" in events[0].describe() and all(e.seconds_left is not None for e in events)
     assert widget._progress_bar.max == sum(model.epochs_) == widget._progress_bar.value
     widget._schedule.value = "custom"
     assert widget._minutes.native.isHidden() and not widget._epochs.native.isHidden()

@@ -48,7 +48,20 @@ def _let_openmp_threads_sleep() -> None:
 _keep_triton_from_clashing_with_llvm()
 _let_openmp_threads_sleep()
 
-from .callbacks import Callback  # noqa: E402
-from .estimator import TSimCNE, TrainingStopped  # noqa: E402
-
 __all__ = ["Callback", "TSimCNE", "TrainingStopped", "__version__"]
+
+#: Public names and the modules that define them, imported on first use:
+#: torch takes seconds to load, and the command line's ``--help`` needs none of it.
+_LAZY = {"Callback": "callbacks", "TSimCNE": "estimator", "TrainingStopped": "estimator"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])

@@ -56,6 +56,7 @@ from qtpy.QtWidgets import (
 )
 
 from . import crops, explore, session
+from .defaults import CPU_BATCH_SIZE, DEFAULT_MINUTES, DEFAULT_SEED
 from .estimator import TSimCNE
 from .explore import MAP_KEY, ChannelDisplay, ImageMap, ImageSource
 from .schedule import batch_size_for
@@ -252,12 +253,12 @@ class TrainWidget(Container):
                     "custom: your own epochs per stage.")
         self._minutes = FloatSpinBox(
             label="Time budget (min)", min=0.5, max=100_000, step=1,
-            value=session.DEFAULT_MINUTES,
+            value=DEFAULT_MINUTES,
             tooltip="How long training may take; the planned epochs are shown when it starts.")
         self._epochs = LineEdit(label="Epochs per stage",
                                 value=_epochs_text(session.SCHEDULES["paper"]),
                                 tooltip="pre-training, readout, fine-tuning (or one number)")
-        self._batch_size = SpinBox(label="Batch size", min=2, max=4096, value=256,
+        self._batch_size = SpinBox(label="Batch size", min=2, max=4096, value=CPU_BATCH_SIZE,
                                    tooltip="Images per training step; at most the number of images.")
         self._image_size = ComboBox(label="Image size", choices=self._image_size_choices,
                                     tooltip="Images are resized to this for training; smaller trains faster.")
@@ -267,7 +268,7 @@ class TrainWidget(Container):
         self._backbone = ComboBox(label="Network",
                                   choices=[(text, name) for name, text in session.BACKBONES.items()])
         self._device = ComboBox(label="Device", choices=session.available_devices())
-        self._seed = SpinBox(label="Random seed", min=0, max=2**31 - 1, value=0)
+        self._seed = SpinBox(label="Random seed", min=0, max=2**31 - 1, value=DEFAULT_SEED)
         self._checkpoint_dir = FileEdit(
             label="Checkpoints", mode="d", nullable=True,
             tooltip="Optional folder (created if missing) for checkpoints of the training, "
@@ -395,15 +396,17 @@ class TrainWidget(Container):
             size = self._crop_size.value
             self._summary.value = (f"One {size}×{size} px crop per object of "
                                    f"'{self._objects.value.name}', {channels} channel(s)")
-            n_images = session.CPU_BATCH_SIZE  # unknown until cropped; clamped then
+            # About one crop per label; the batch is clamped to the crops' number later.
+            n_images = max(int(np.max(self._objects.value.data)), 2)
         else:
             n_images = layouts[0].n_images
             height, width = layouts[0].size
             self._summary.value = f"{n_images} images, {height}×{width} px, {channels} channel(s)"
-        device = self._device.value
-        self._batch_size.value = session.default_batch_size(n_images, device)
-        self._image_size.value = session.default_image_size(*self._native_size(), device)
-        self._augmentation.value = "natural" if self._images.value[0].rgb else "microscopy"
+        defaults = session.form_defaults(n_images, *self._native_size(), channels,
+                                         self._images.value[0].data.dtype, self._device.value)
+        self._batch_size.value = defaults.batch_size
+        self._image_size.value = defaults.image_size
+        self._augmentation.value = defaults.augmentation
 
     def _on_schedule_changed(self, name: str):
         if name in session.SCHEDULES:

@@ -3,8 +3,9 @@
 A callback is any callable ``callback(stage, epoch, loss)``, called after every
 epoch with the stage index and epoch counted from 0 and the epoch's mean loss;
 a true return value stops training.  Subclasses of :class:`Callback` can also
-react to the end of a stage and ask to stop between two steps, which is what
-an interactive front end needs for a live map and a prompt Cancel.
+react to the end of a stage, hear the estimated time left, and ask to stop
+between two steps, which is what an interactive front end needs for a live
+map, a time estimate and a prompt Cancel.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ class Callback:
         ``d`` is the stage's output dimension: 128 after pre-training, 2 after
         the later stages.  Computing it costs one pass over the images, and
         only happens when a callback overrides this method.
+        """
+
+    def on_time_left(self, seconds: float) -> None:
+        """When training begins and after every epoch: the estimated seconds until it ends.
+
+        The estimate comes from timed steps on this machine and the pace of
+        the epochs so far (:class:`napari_tsimcne.clock.TimeLeft`).
         """
 
     def should_stop(self) -> bool:

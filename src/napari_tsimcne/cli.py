@@ -2,7 +2,8 @@
 
 Every command reports bad input (a missing file, an unreadable image, a
 parameter out of range) as one line ``napari-tsimcne: error: ...`` and exits
-with status 2.
+with status 2.  Torch, scikit-learn and matplotlib are imported by the
+commands that use them, so that ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -16,19 +17,15 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
-from . import __version__, distributed
+from . import __version__
+from .clock import format_duration
 from .datasets import FASHION_MNIST_CLASSES, load_digits_images, load_fashion_mnist
-from .estimator import TSimCNE
-from .imageio import ACCEPTED_INPUTS, read_images, write_embedding
-from .metrics import knn_accuracy, pixel_tsne_baseline
-from .plotting import plot_embedding
-from .schedule import PAPER_EPOCHS, batch_size_for, make_stages
-from .session import (
-    CPU_BATCH_SIZE, DEFAULT_MINUTES, GPU_BATCH_SIZE, MIN_BATCH_SIZE, default_batch_size,
+from .defaults import (
+    CPU_BATCH_SIZE, DEFAULT_MINUTES, DEFAULT_SEED, GPU_BATCH_SIZE, MIN_BATCH_SIZE,
 )
-from .synthetic import SHAPES, make_shapes
+from .imageio import ACCEPTED_INPUTS, read_images, write_embedding
+from .schedule import PAPER_EPOCHS, batch_size_for, make_stages
 
 __all__ = ["DEMO_SETTINGS", "main"]
 
@@ -71,9 +68,6 @@ DEMO_SETTINGS = {
         "augmentation": "natural",
     },
 }
-
-#: Class names of the demo datasets, for the legend of the map.
-DEMO_CLASS_NAMES = {"shapes": SHAPES, "digits": None, "fashion-mnist": FASHION_MNIST_CLASSES}
 
 #: Errors caused by the user's input, reported in one line without a traceback.
 #: (sklearn's NotFittedError is a ValueError; FileNotFoundError is an OSError.)
@@ -138,7 +132,8 @@ def _add_fit_parser(commands) -> None:
         "--batch-size", type=int, default=None, metavar="B",
         help="images per training step, lowered to the number of images if larger "
         f"(default: about an eighth of the images, from {MIN_BATCH_SIZE} to {CPU_BATCH_SIZE} "
-        f"on a CPU and {GPU_BATCH_SIZE} on a GPU)",
+        f"on a CPU and {GPU_BATCH_SIZE} on a GPU; the napari widget and TSimCNE derive it "
+        "the same way)",
     )
     fit.add_argument(
         "--backbone", default="auto",
@@ -146,15 +141,17 @@ def _add_fit_parser(commands) -> None:
         "'auto' (the default) is resnet18 on a GPU and a narrower, faster ResNet on a CPU",
     )
     fit.add_argument(
-        "--augmentation", choices=("natural", "microscopy"), default="natural",
-        help="'natural' (the default) for photographs: SimCLR's crops, flips and colour "
-        "jitter; 'microscopy' for cells and tissue: also vertical flips, 90-degree "
-        "rotations and intensity jitter per channel",
+        "--augmentation", choices=("auto", "natural", "microscopy"), default="auto",
+        help="'natural' for photographs: SimCLR's crops, flips and colour jitter; "
+        "'microscopy' for cells and tissue: also vertical flips, 90-degree rotations and "
+        "intensity jitter per channel; 'auto' (the default): natural for colour "
+        "photographs (3 or 4 channels of uint8), microscopy for everything else",
     )
     fit.add_argument(
         "--image-size", type=int, default=None, metavar="PIXELS",
         help="resize the images to PIXELS x PIXELS (default: the size of a stack, the "
-        "median size of a folder of differently sized images)",
+        "median size of a folder of differently sized images; on a CPU, square images "
+        "larger than 32 px are shrunk to 32 px)",
     )
     fit.add_argument(
         "--lr", type=_learning_rate, default="auto",
@@ -163,8 +160,9 @@ def _add_fit_parser(commands) -> None:
     )
     fit.add_argument(
         "--precision", choices=("auto", "bf16", "fp32"), default="auto",
-        help="arithmetic of the backbone: 'auto' (the default) is bfloat16 on GPUs that "
-        "support it and float32 elsewhere",
+        help="arithmetic of the backbone: 'auto' (the default) is bfloat16 where the "
+        "hardware computes in it natively (CUDA GPUs with bf16; CPUs with AVX-512 BF16 or "
+        "AMX) and float32 elsewhere",
     )
     fit.add_argument(
         "--compile", action="store_true",
@@ -220,7 +218,7 @@ def _add_demo_parser(commands) -> None:
     demo.add_argument("--n-test", type=int, default=None, metavar="M",
                       help=f"number of held-out images (default: {_demo_defaults('n_test')})")
     _add_output_argument(demo, required=False)
-    _add_training_arguments(demo, seed=0, epochs_default=_demo_defaults("epochs"),
+    _add_training_arguments(demo, epochs_default=_demo_defaults("epochs"),
                             minutes_default="none: the epochs above")
     demo.set_defaults(run=run_demo)
 
@@ -228,8 +226,9 @@ def _add_demo_parser(commands) -> None:
 def _add_info_parser(commands) -> None:
     info = commands.add_parser(
         "info", help="describe a saved model",
-        description="Print the parameters, image shape, library versions and training "
-        "loss of a model file written by 'fit' or 'demo'.",
+        description="Print the parameters, the settings and seed the training used, the "
+        "image shape, library versions, training loss and checkpoint folder of a model "
+        "file written by 'fit' or 'demo'.",
     )
     info.add_argument("model", metavar="MODEL", help="model file (model.pt)")
     info.set_defaults(run=run_info)
@@ -260,8 +259,7 @@ def _add_device_argument(parser) -> None:
     )
 
 
-def _add_training_arguments(parser, *, epochs_default: str, minutes_default: str,
-                            seed=None) -> None:
+def _add_training_arguments(parser, *, epochs_default: str, minutes_default: str) -> None:
     """Options shared by ``fit`` and ``demo``."""
     schedule = parser.add_mutually_exclusive_group()
     schedule.add_argument(
@@ -277,9 +275,8 @@ def _add_training_arguments(parser, *, epochs_default: str, minutes_default: str
     )
     _add_device_argument(parser)
     parser.add_argument(
-        "--seed", type=int, default=seed,
-        help="random seed; on a CPU the same seed gives the same map (default: "
-        + ("a random seed" if seed is None else "%(default)s") + ")",
+        "--seed", type=int, default=DEFAULT_SEED,
+        help="random seed; on a CPU the same seed gives the same map (default: %(default)s)",
     )
     parser.add_argument("--quiet", action="store_true", help="hide the progress bars")
 
@@ -296,15 +293,20 @@ def _learning_rate(text: str):
 # ---------------------------------------------------------------- commands
 def run_fit(args) -> None:
     """``fit``: train on INPUT and write the map, the model and a plot to ``--out``."""
+    from . import distributed
+    from .estimator import TSimCNE
+    from .plotting import plot_embedding
+
     images, labels, files = read_images(args.input, return_files=True)
     out = _output_folder(args.out)
     minutes = DEFAULT_MINUTES if args.epochs is None and args.minutes is None else args.minutes
-    batch_size = args.batch_size or default_batch_size(len(images), args.device)
+    batch_size = "auto" if args.batch_size is None else _batch_size(args.batch_size, len(images))
     estimator = TSimCNE(
         epochs=tuple(args.epochs) if args.epochs else PAPER_EPOCHS,
-        time_budget=_seconds(minutes), batch_size=_batch_size(batch_size, len(images)),
+        time_budget=_seconds(minutes), batch_size=batch_size,
         backbone=args.backbone, augmentation=args.augmentation, lr=args.lr,
-        image_size=args.image_size, device=args.device, random_state=args.seed,
+        image_size="auto" if args.image_size is None else args.image_size,
+        device=args.device, random_state=args.seed,
         verbose=not args.quiet, precision=args.precision, compile=args.compile,
         checkpoint_dir=out / "checkpoints" if args.checkpoint_every or args.resume else None,
         checkpoint_every=args.checkpoint_every or 10,
@@ -321,12 +323,16 @@ def run_fit(args) -> None:
         plot_embedding(embedding, labels, out / "map.png",
                        title=f"t-SimCNE map of {len(embedding)} images"),
     ]
-    print(f"Trained on {len(embedding)} images ({_describe(estimator)}) in {_duration(seconds)}.")
+    print(f"Trained on {len(embedding)} images ({_describe(estimator)}) in "
+          f"{format_duration(seconds)}.")
     _print_written(written)
 
 
 def run_transform(args) -> None:
     """``transform``: place INPUT on the map of MODEL and write the result to ``--out``."""
+    from .estimator import TSimCNE
+    from .plotting import plot_embedding
+
     estimator = TSimCNE.load(args.model, device=args.device)
     images, labels, files = read_images(args.input, return_files=True)
     out = _output_folder(args.out)
@@ -340,12 +346,16 @@ def run_transform(args) -> None:
             "training images",
         ),
     ]
-    print(f"Placed {len(embedding)} images on the map in {_duration(seconds)}.")
+    print(f"Placed {len(embedding)} images on the map in {format_duration(seconds)}.")
     _print_written(written)
 
 
 def run_demo(args) -> None:
     """``demo``: train on a bundled dataset, place held-out images and report kNN accuracy."""
+    from .estimator import TSimCNE
+    from .metrics import knn_accuracy, pixel_tsne_baseline
+    from .plotting import plot_embedding
+
     settings = dict(DEMO_SETTINGS[args.dataset])
     n_train, n_test = settings.pop("n_train"), settings.pop("n_test")
     if args.n_train is not None:
@@ -375,7 +385,7 @@ def run_demo(args) -> None:
     written = [
         plot_embedding(
             embedding, train_labels, out / "map.png", new_points=test_embedding,
-            class_names=DEMO_CLASS_NAMES[args.dataset], new_points_label="held out",
+            class_names=_class_names(args.dataset), new_points_label="held out",
             title=f"t-SimCNE map of {args.dataset}: kNN accuracy of held-out images "
             f"{accuracy:.1%} (t-SNE on pixels: {pixel_accuracy:.1%})",
         ),
@@ -392,12 +402,15 @@ def run_demo(args) -> None:
     ]
     print(f"kNN accuracy (k=15) of the {len(test_images)} held-out images: {accuracy:.3f}")
     print(f"The same with openTSNE on the images' pixels:  {pixel_accuracy:.3f}")
-    print(f"Wall time (training and placing the held-out images): {_duration(seconds)}.")
+    print("Wall time (training and placing the held-out images): "
+          f"{format_duration(seconds)}.")
     _print_written(written)
 
 
 def run_info(args) -> None:
     """``info``: print what a model file holds."""
+    from .estimator import TSimCNE
+
     estimator = TSimCNE.load(args.model, device="cpu")
     height, width, channels = estimator.image_shape_
     print(f"Model file:   {args.model}")
@@ -410,6 +423,12 @@ def run_info(args) -> None:
         if name not in ("callbacks", "device", "verbose"):  # not properties of the model
             print(f"  {name} = {value!r}")
     print(f"Schedule:     {_describe(estimator)}, recipe '{estimator.recipe}'")
+    augmentation = estimator.augmentation_ if isinstance(estimator.augmentation_, str) else "custom"
+    print(f"Used:         batch size {estimator.batch_size_}, augmentation {augmentation}, "
+          f"seed {estimator.random_state_} (random_state={estimator.random_state_} or "
+          f"--seed {estimator.random_state_} repeats the training)")
+    folder = estimator.checkpoint_folder_
+    print("Checkpoints:  " + (f"written to {folder}" if folder else "none written"))
     print("Loss per stage (first epoch -> last epoch):")
     stages = make_stages(estimator.epochs_, lr=1.0)
     for stage, losses in zip(stages, estimator.loss_history_):
@@ -437,8 +456,11 @@ def _demo_data(dataset: str, n_train: int, n_test: int, seed):
         return train_images[train], train_labels[train], test_images[test], test_labels[test]
     if dataset == "shapes":
         # Generated on demand: as many as asked for.
-        _check_sample_size("--n-train", n_train, len(SHAPES))
-        _check_sample_size("--n-test", n_test, len(SHAPES))
+        n_classes = len(_class_names("shapes"))
+        _check_sample_size("--n-train", n_train, n_classes)
+        _check_sample_size("--n-test", n_test, n_classes)
+        from .synthetic import make_shapes
+
         images, labels = make_shapes(n_train + n_test, seed=0)
     else:
         images, labels = load_digits_images()
@@ -462,8 +484,19 @@ def _check_sample_size(option: str, n: int, n_classes: int, available: int | Non
         raise ValueError(f"{option} must be at most {available}, got {n}.")
 
 
+def _class_names(dataset: str):
+    """Class names of a demo dataset, for the legend of the map (``None``: the labels)."""
+    if dataset == "shapes":
+        from .synthetic import SHAPES
+
+        return SHAPES
+    return FASHION_MNIST_CLASSES if dataset == "fashion-mnist" else None
+
+
 def _stratified_split(labels, n_first: int, n_second, seed) -> tuple[np.ndarray, np.ndarray]:
     """Indices of two disjoint stratified samples of ``labels``; ``n_second=None`` is the rest."""
+    from sklearn.model_selection import train_test_split
+
     indices = np.arange(len(labels))
     if n_first == len(labels):
         return indices, indices[:0]
@@ -509,25 +542,18 @@ def _seconds(minutes: float | None) -> float | None:
     return 60 * minutes
 
 
-def _describe(estimator: TSimCNE) -> str:
+def _describe(estimator) -> str:
     """Schedule and batch, e.g. ``epochs 84 146 15 planned for 15 min 00 s, batch size 64``."""
     budget = estimator.time_budget
     if hasattr(estimator, "epochs_"):
         schedule = "epochs " + " ".join(str(e) for e in estimator.epochs_)
         if budget is not None:
-            schedule += f" planned for {_duration(budget)}"
+            schedule += f" planned for {format_duration(budget)}"
     elif budget is not None:
-        schedule = f"a time budget of {_duration(budget)}"
+        schedule = f"a time budget of {format_duration(budget)}"
     else:
         schedule = "epochs " + " ".join(str(e) for e in estimator.epochs)
-    return f"{schedule}, batch size {estimator.batch_size}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds:02d} s"
+    return f"{schedule}, batch size {getattr(estimator, 'batch_size_', estimator.batch_size)}"
 
 
 def _print_written(paths) -> None:

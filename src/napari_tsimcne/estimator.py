@@ -20,7 +20,10 @@ from sklearn.utils.validation import check_is_fitted
 from . import __version__, data, distributed
 from .augmentation import make_augmentation
 from .budget import BUDGET_SPLIT, measure_costs, plan_epochs, revise_plan
+from .callbacks import Callback
 from .checkpoint import CheckpointFolder, read_checkpoint
+from .clock import TimeLeft, format_duration
+from .defaults import data_defaults
 from .data import (
     DeviceImages, StreamedImages, as_image_stack, fit_intensity_range, should_stream,
     to_uint8_tensor,
@@ -98,9 +101,11 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         Epochs of the stages (pre-training, readout, fine-tuning), as in the
         paper; ``(n,)`` trains the 2-D network directly for ``n`` epochs.
         On a CPU try a few dozen, e.g. ``(40, 5, 15)``.
-    batch_size : int, default 1024
+    batch_size : int or "auto", default "auto"
         Images per step ``b``; the loss sees ``2b`` views.  At most the number
-        of training images.
+        of training images.  ``"auto"``: about an eighth of the images, from
+        32 to 64 on a CPU and to 1024 (the paper's) on a GPU
+        (:func:`napari_tsimcne.defaults.default_batch_size`).
     out_dim : int, default 2
         Dimension of the map.
     backbone : str, default "auto"
@@ -108,10 +113,11 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         a width suffix such as ``"resnet10-w32"`` (see
         :mod:`napari_tsimcne.backbones`).  ``"auto"`` is the paper's ResNet-18
         on a GPU and the faster :data:`CPU_BACKBONE` on a CPU.
-    augmentation : {"natural", "microscopy"} or callable, default "natural"
+    augmentation : {"auto", "natural", "microscopy"} or callable, default "auto"
         Augmentation preset (see :mod:`napari_tsimcne.augmentation`) or a
         callable mapping a float batch ``(N, C, H, W)`` in ``[0, 1]`` to one of
-        the same shape.
+        the same shape.  ``"auto"`` is ``"natural"`` for colour photographs
+        (3 or 4 channels of uint8) and ``"microscopy"`` for everything else.
     lr : float, tuple of float or "auto", default "auto"
         Peak learning rate of pre-training.  With ``recipe="paper"`` the
         readout stage uses it too and fine-tuning ``lr / 1000``; with
@@ -121,17 +127,21 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         least 0.12 when pre-training is shorter than 100 epochs, which measured
         better for short CPU schedules (see
         :func:`napari_tsimcne.schedule.default_learning_rate`).
-    image_size : int, (int, int) or None, default None
+    image_size : int, (int, int), None or "auto", default "auto"
         Size ``(H, W)`` the images are resized to.  ``None`` keeps the size of
         an array stack and uses the median size for a list of images of
-        different sizes.
+        different sizes; ``"auto"`` does the same except that on a CPU square
+        images larger than 32 px are shrunk to 32 px (the paper's size, and a
+        quarter of the work of 64 px).
     device : str, default "auto"
         ``"auto"`` (cuda, then mps, then cpu), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
     random_state : int, RandomState or None, default None
         Seed of weights, batches and augmentations.  On a CPU the same seed
-        gives the same embedding.
+        gives the same embedding.  The seed a run used is ``random_state_``
+        (drawn at random for ``None``) and is saved with the model.
     verbose : bool, default False
-        Show a progress bar with the loss of every epoch.
+        Print the settings and the estimated duration at the start, and show a
+        progress bar with the loss and the estimated time left.
     callbacks : list of callables or None, default None
         Each is called after every epoch as ``callback(stage, epoch, loss)``
         (stage and epoch counted from 0); a true return value stops training.
@@ -214,17 +224,24 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         Whether a callback stopped training.
     epochs_ : tuple of int
         Epochs per stage of the training: ``epochs``, or the plan for ``time_budget``.
+    batch_size_ : int
+    augmentation_ : str or callable
+        The batch size and augmentation the training used (``"auto"`` resolved).
+    random_state_ : int
+        The seed the training used: ``random_state=random_state_`` repeats it.
+    checkpoint_folder_ : str or None
+        Where the training wrote its checkpoints (``checkpoint_dir``).
     """
 
     def __init__(
         self,
         epochs=PAPER_EPOCHS,
-        batch_size=1024,
+        batch_size="auto",
         out_dim=2,
         backbone="auto",
-        augmentation="natural",
+        augmentation="auto",
         lr="auto",
-        image_size=None,
+        image_size="auto",
         device="auto",
         random_state=None,
         verbose=False,
@@ -304,28 +321,34 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         if self.time_budget is not None:
             _check_time_budget(self.time_budget)
         stack = as_image_stack(X, min_images=2)
-        batch_size = self._check_batch_size(len(stack))
         device = resolve_device(self.device)
+        derived = data_defaults(len(stack), *stack.common_size(), stack.n_channels, stack.dtype,
+                                device.type)
+        batch_size = self._check_batch_size(len(stack), derived.batch_size)
         distributed.init_from_environment(device)
         backbone = self._resolve_backbone(device)
         accelerations = Accelerations.for_device(device, self.precision, bool(self.compile),
                                                  backbone)
-        image_size = self._resolve_image_size(stack)
+        image_size = self._resolve_image_size(stack, derived.image_size)
+        augmentation = derived.augmentation if _is_auto(self.augmentation) else self.augmentation
         augment = make_augmentation(
-            self.augmentation, stack.n_channels, image_size, tuple(self.crop_scale)
+            augmentation, stack.n_channels, image_size, tuple(self.crop_scale)
         )
+        random_state = _seed_of(self.random_state)
         intensity_range = fit_intensity_range(stack)
         images = self._training_images(stack, intensity_range, image_size, device)
         checkpoints = self._checkpoint_folder()
         resume_state = self._read_resume_state(resume, resume_from, checkpoints)
+        measure = partial(measure_costs, backbone, images, augment, batch_size=batch_size,
+                          hidden_dim=self.hidden_dim, accelerations=accelerations,
+                          cached_readout=self.recipe == "neighbors")
+        costs = None
         if self.time_budget is None:
             epochs = self.epochs
         elif resume_state is not None:  # the interrupted run's plan
             epochs = tuple(resume_state["metadata"]["epochs"])
         else:
-            costs = measure_costs(backbone, images, augment, batch_size=batch_size,
-                                  hidden_dim=self.hidden_dim, accelerations=accelerations,
-                                  cached_readout=self.recipe == "neighbors")
+            costs = measure()
             budget_left = _check_time_budget(self.time_budget) - (time.perf_counter() - start)
             epochs = distributed.same_on_all_processes(
                 plan_epochs(budget_left, costs, BUDGET_SPLIT[self.recipe]))
@@ -338,10 +361,22 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             recipe=self.recipe,
         )
         stages = stages_for(epochs)
-        if self.verbose and self.time_budget is not None:
-            print(f"Time budget {self.time_budget:.0f} s: epochs "
-                  f"{', '.join(str(stage.epochs) for stage in stages)} "
-                  f"({', '.join(stage.name for stage in stages)}).", file=sys.stderr)
+        if self.verbose:
+            print(_settings_line(len(stack), image_size, stack.n_channels, device, backbone,
+                                 batch_size, augmentation, random_state, stages,
+                                 self.time_budget), file=sys.stderr)
+        callbacks = list(self.callbacks or ())
+        bars = _ProgressBars() if self.verbose else None
+        listeners = [cb for cb in callbacks if hasattr(cb, "on_time_left")] + (
+            [bars] if bars is not None else [])
+        if listeners:
+            # Timing a few steps costs seconds; only done when someone shows the estimate.
+            costs = measure() if costs is None else costs
+            start_at = (0, 0) if resume_state is None else (
+                resume_state["stage"], resume_state["epoch"])
+            callbacks.insert(0, TimeLeft(costs, listeners, start=start_at))
+        if bars is not None:
+            callbacks.append(bars)
         run = {
             "backbone": backbone, "image_shape": [*image_size, stack.n_channels],
             "n_images": len(images), "images": _fingerprint(images),
@@ -355,7 +390,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         if self.time_budget is not None and resume_state is None:
             replan = _BudgetKeeper(start + self.time_budget, costs, stages_for, run)
 
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
         fork_devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
@@ -369,7 +404,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
                 history = train(
                     network, images, stages, augment, batch_size=batch_size,
                     momentum=self.momentum, weight_decay=self.weight_decay,
-                    callbacks=list(self.callbacks or ()), progress=self._progress_bar(),
+                    callbacks=callbacks, progress=bars.open if bars is not None else None,
                     accelerations=accelerations, checkpoints=checkpoints, resume=resume_state,
                     replan=replan,
                 )
@@ -400,7 +435,11 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         self.loss_history_ = history
         self.stopped_early_ = stopped
         self.epochs_ = _epochs_tuple(run["epochs"])
-        self.embedding_ = embed(network, images.chunks(inference_batch_size(self.batch_size)),
+        self.batch_size_ = batch_size
+        self.augmentation_ = augmentation
+        self.random_state_ = random_state
+        self.checkpoint_folder_ = None if checkpoints is None else str(checkpoints.folder)
+        self.embedding_ = embed(network, images.chunks(inference_batch_size(batch_size)),
                                 device=device)
 
     def _checkpoint_folder(self):
@@ -448,10 +487,10 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             return StreamedImages(stack, intensity_range, image_size, device)
         return DeviceImages(to_uint8_tensor(stack, intensity_range, image_size).to(device))
 
-    def _check_batch_size(self, n_images: int) -> int:
-        batch_size = self.batch_size
+    def _check_batch_size(self, n_images: int, auto: int) -> int:
+        batch_size = auto if _is_auto(self.batch_size) else self.batch_size
         if not isinstance(batch_size, numbers.Integral) or batch_size < 2:
-            raise ValueError(f"batch_size must be an integer >= 2, got {batch_size!r}.")
+            raise ValueError(f"batch_size must be an integer >= 2 or 'auto', got {batch_size!r}.")
         if batch_size > n_images:
             raise ValueError(
                 f"batch_size={batch_size} is larger than the {n_images} training images. "
@@ -464,21 +503,14 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             return CPU_BACKBONE if device.type == "cpu" else GPU_BACKBONE
         return self.backbone
 
-    def _resolve_image_size(self, stack) -> tuple[int, int]:
-        if self.image_size is None:
+    def _resolve_image_size(self, stack, auto: int | None) -> tuple[int, int]:
+        size = auto if _is_auto(self.image_size) else self.image_size
+        if size is None:
             return stack.common_size()
-        size = self.image_size
         size = (size, size) if isinstance(size, numbers.Integral) else tuple(size)
         if len(size) != 2 or not all(isinstance(s, numbers.Integral) and s >= 8 for s in size):
             raise ValueError(f"image_size must be an int or (height, width) >= 8, got {self.image_size!r}.")
         return tuple(int(s) for s in size)
-
-    def _progress_bar(self):
-        if not self.verbose:
-            return None
-        from tqdm.auto import tqdm
-
-        return lambda stage: tqdm(total=stage.epochs, desc=stage.name, unit="epoch")
 
     # ------------------------------------------------------------ transform
     def transform(self, X, features: bool = False):
@@ -506,7 +538,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
                 "channels last."
             )
         size = self.image_shape_[:2]
-        step = inference_batch_size(self.batch_size)
+        step = inference_batch_size(self.batch_size_)
         batches = (
             to_uint8_tensor(stack, self.intensity_range_, size, start=start,
                             stop=min(start + step, len(stack)))
@@ -542,6 +574,10 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             "loss_history": [torch.from_numpy(h) for h in self.loss_history_],
             "stopped_early": self.stopped_early_,
             "epochs_used": list(self.epochs_),
+            "batch_size_used": int(self.batch_size_),
+            "augmentation_used": self.augmentation_ if isinstance(self.augmentation_, str) else None,
+            "seed": int(self.random_state_),
+            "checkpoint_folder": self.checkpoint_folder_,
             "versions": {"napari-tsimcne": __version__, "torch": str(torch.__version__),
                          "python": platform.python_version()},
         })
@@ -574,6 +610,11 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         estimator.loss_history_ = [h.numpy() for h in payload["loss_history"]]
         estimator.stopped_early_ = payload["stopped_early"]
         estimator.epochs_ = _epochs_tuple(payload.get("epochs_used", estimator.epochs))
+        # Files from before "auto" was resolved store the values themselves.
+        estimator.batch_size_ = payload.get("batch_size_used", estimator.batch_size)
+        estimator.augmentation_ = payload.get("augmentation_used", estimator.augmentation)
+        estimator.random_state_ = payload.get("seed", estimator.random_state)
+        estimator.checkpoint_folder_ = payload.get("checkpoint_folder")
         estimator.versions_ = payload["versions"]
         return estimator
 
@@ -668,6 +709,49 @@ def _plain_value(value):
     return value
 
 
+class _ProgressBars(Callback):
+    """The progress output of ``verbose``: the estimated duration first, then a bar per stage.
+
+    Each bar shows the loss of the last epoch and the estimated time left of
+    the whole training.
+    """
+
+    def __init__(self):
+        self.bar = None
+        self.seconds_left = None
+
+    def open(self, stage):
+        """The trainer's progress factory: a tqdm bar for ``stage``."""
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=stage.epochs, desc=stage.name, unit="epoch")
+        return self.bar
+
+    def on_time_left(self, seconds: float) -> None:
+        if self.seconds_left is None:
+            print(f"Estimated time: about {format_duration(seconds)}.", file=sys.stderr)
+        self.seconds_left = seconds
+
+    def __call__(self, stage: int, epoch: int, loss: float) -> bool:
+        if self.bar is not None and self.seconds_left is not None:
+            self.bar.set_postfix_str(
+                f"loss={loss:.3f}, about {format_duration(self.seconds_left)} left in all")
+        return False
+
+
+def _settings_line(n_images, image_size, n_channels, device, backbone, batch_size,
+                   augmentation, seed, stages, time_budget) -> str:
+    """What a run will do, printed at its start: images, settings and plan in one line."""
+    plan = (f"epochs {', '.join(str(stage.epochs) for stage in stages)} "
+            f"({', '.join(stage.name for stage in stages)})")
+    if time_budget is not None:
+        plan += f" planned for a time budget of {format_duration(time_budget)}"
+    preset = augmentation if isinstance(augmentation, str) else "custom"
+    return (f"Training on {n_images} images ({image_size[0]}×{image_size[1]} px, "
+            f"{n_channels} channel(s)) on {device}: {backbone}, batch size {batch_size}, "
+            f"augmentation {preset}, seed {seed}; {plan}.")
+
+
 class _BudgetKeeper:
     """``replan`` for :func:`~napari_tsimcne.trainer.train`: keeps a run within its time budget.
 
@@ -703,6 +787,18 @@ def _first_stage_epochs(epochs) -> int:
         return int(epochs[0])
     except TypeError:  # a bare number; make_stages checks it
         return int(epochs)
+
+
+def _seed_of(random_state) -> int:
+    """The int seed a run uses: ``random_state`` itself, or one drawn from it or from the OS.
+
+    An int is kept, so that ``random_state=seed`` repeats a run whose seed was drawn.
+    """
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    if random_state is None:
+        return int(np.random.default_rng().integers(np.iinfo(np.int32).max))
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 def _is_auto(value) -> bool:

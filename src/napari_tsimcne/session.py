@@ -21,13 +21,14 @@ import torch
 
 from .callbacks import Callback
 from .checkpoint import CheckpointFolder
+from .clock import format_duration
+from .defaults import DEFAULT_SEED, data_defaults
 from .estimator import TrainingStopped, TSimCNE, resolve_device
 from .schedule import PAPER_EPOCHS, make_stages
 
 __all__ = [
     "BACKBONES",
     "CHECKPOINT_EVERY",
-    "DEFAULT_MINUTES",
     "EXPECTED_ERRORS",
     "SCHEDULES",
     "TIME_BUDGET",
@@ -39,8 +40,7 @@ __all__ = [
     "available_devices",
     "capture",
     "check_checkpoints",
-    "default_batch_size",
-    "default_image_size",
+    "form_defaults",
     "parse_epochs",
     "pca_2d",
     "place_on_map",
@@ -52,7 +52,6 @@ SCHEDULES = {"paper": PAPER_EPOCHS}
 #: The default schedule: a time budget, in minutes, for which the epochs are
 #: planned on the user's machine (see :mod:`napari_tsimcne.budget`).
 TIME_BUDGET = "time budget"
-DEFAULT_MINUTES = 10
 #: Backbone choices, with the words a person sees.
 BACKBONES = {
     "auto": "auto (small on CPU, ResNet-18 on GPU)",
@@ -61,15 +60,6 @@ BACKBONES = {
     "resnet10-w32": "ResNet-10 (CPU default)",
     "resnet18": "ResNet-18 (paper)",
 }
-#: Images per optimiser step by default: the paper's on a GPU, less on a CPU
-#: where each step is slow and a short budget needs many steps (batch 64 beat
-#: 256 at the same time on Fashion-MNIST, ``benchmarks/RESULTS.md``).
-GPU_BATCH_SIZE, CPU_BATCH_SIZE = 1024, 64
-#: Smallest default batch: the loss contrasts each image with the batch's others.
-MIN_BATCH_SIZE = 32
-#: Image side used by default on a CPU: the paper's 32 px, a quarter of the
-#: pixels of a 64 px crop for the network to process.
-CPU_IMAGE_SIZE = 32
 #: Epochs between checkpoints by default (and at the end of every stage).
 CHECKPOINT_EVERY = 10
 #: Errors with a message written for the user; anything else is a bug and keeps its traceback.
@@ -86,29 +76,10 @@ def available_devices() -> list[str]:
     return devices
 
 
-def default_batch_size(n_images: int, device: str = "auto") -> int:
-    """A power of two that gives about 8 or more steps per epoch, within the device's default.
-
-    Small collections need several optimiser steps per epoch to learn in a
-    short schedule, so the batch is at most an eighth of the images (but at
-    least 32, or all images when there are fewer), and at most
-    :data:`CPU_BATCH_SIZE` or :data:`GPU_BATCH_SIZE`.
-    """
-    device_limit = CPU_BATCH_SIZE if resolve_device(device).type == "cpu" else GPU_BATCH_SIZE
-    limit = min(device_limit, max(MIN_BATCH_SIZE, n_images // 8), max(int(n_images), 2))
-    return 1 << (limit.bit_length() - 1)
-
-
-def default_image_size(height: int, width: int, device: str = "auto") -> int | None:
-    """Side to resize images to for training, or ``None`` to keep them as they are.
-
-    Square images larger than :data:`CPU_IMAGE_SIZE` are shrunk to it on a
-    CPU; everything else keeps its size.
-    """
-    on_cpu = resolve_device(device).type == "cpu"
-    if on_cpu and height == width and height > CPU_IMAGE_SIZE:
-        return CPU_IMAGE_SIZE
-    return None
+def form_defaults(n_images: int, height: int, width: int, n_channels: int, dtype,
+                  device: str = "auto"):
+    """:func:`napari_tsimcne.defaults.data_defaults` for a device name such as ``"auto"``."""
+    return data_defaults(n_images, height, width, n_channels, dtype, resolve_device(device).type)
 
 
 def parse_epochs(text: str) -> tuple[int, ...]:
@@ -140,12 +111,12 @@ class TrainingSettings:
 
     time_budget: float | None = None
     epochs: tuple[int, ...] = PAPER_EPOCHS
-    batch_size: int = CPU_BATCH_SIZE
-    image_size: int | None = None
-    augmentation: str = "natural"
+    batch_size: int | str = "auto"
+    image_size: int | None | str = "auto"
+    augmentation: str = "auto"
     backbone: str = "auto"
     device: str = "auto"
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     checkpoint_dir: Path | None = None
     checkpoint_every: int = CHECKPOINT_EVERY
     resume: bool = False
@@ -196,6 +167,8 @@ class ProgressEvent:
         At a stage's end: the training images' current map.
     preview : bool
         ``embedding`` is a PCA of the 128-D pre-training output.
+    seconds_left : float or None
+        Estimated seconds until training ends (:mod:`napari_tsimcne.clock`).
     """
 
     stage: int
@@ -208,12 +181,18 @@ class ProgressEvent:
     loss: float | None = None
     embedding: np.ndarray | None = None
     preview: bool = False
+    seconds_left: float | None = None
 
     def describe(self) -> str:
-        """One line for a status bar, e.g. ``pre-training (1/3) · epoch 12/40 · loss 5.432``."""
+        """One line for a status bar, e.g.
+        ``pre-training (1/3) · epoch 12/40 · loss 5.432 · about 3 min 10 s left``."""
         text = (f"{self.stage_name} ({self.stage + 1}/{self.n_stages}) · "
                 f"epoch {self.epoch}/{self.stage_epochs}")
-        return text if self.loss is None else f"{text} · loss {self.loss:.3f}"
+        if self.loss is not None:
+            text += f" · loss {self.loss:.3f}"
+        if self.seconds_left is not None:
+            text += f" · about {format_duration(self.seconds_left)} left"
+        return text
 
 
 class TrainingProgress(Callback):
@@ -227,6 +206,8 @@ class TrainingProgress(Callback):
         """``epochs`` per stage, or ``None`` when a time budget plans them."""
         self._emit = emit
         self._stop = threading.Event()
+        self._seconds_left = None
+        self._began = False
         # With a time budget (epochs None) the plan is known when training begins.
         self._set_stages(make_stages(epochs, lr=1.0) if epochs is not None else [])
 
@@ -235,16 +216,21 @@ class TrainingProgress(Callback):
         self._starts = np.cumsum([0] + [s.epochs for s in stages])
 
     def on_train_begin(self, stages) -> None:
-        planned_now = not self._stages
+        first_call = not self._began  # later calls bring a revised plan
+        self._began = True
         self._set_stages(stages)
-        if planned_now:  # a time budget's plan: show it before the first epoch ends
+        if first_call:  # the plan and the time estimate, before the first epoch ends
             self._emit(self._event(0, 0))
+
+    def on_time_left(self, seconds: float) -> None:
+        self._seconds_left = seconds
 
     def _event(self, stage: int, epoch: int, **kwargs) -> ProgressEvent:
         return ProgressEvent(
             stage=stage, n_stages=len(self._stages), stage_name=self._stages[stage].name,
             epoch=epoch, stage_epochs=self._stages[stage].epochs,
-            done=int(self._starts[stage] + epoch), total=int(self._starts[-1]), **kwargs,
+            done=int(self._starts[stage] + epoch), total=int(self._starts[-1]),
+            seconds_left=self._seconds_left, **kwargs,
         )
 
     def __call__(self, stage: int, epoch: int, loss: float) -> bool:
