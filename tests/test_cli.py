@@ -323,3 +323,52 @@ def test_resume_with_other_options_is_refused_with_the_reason(stack, tmp_path, c
     other = [*TINY_TRAINING[:5], "8", *TINY_TRAINING[6:], "--resume"]
     assert main(["fit", str(tmp_path / "images.npy"), *out, *other]) == 2
     assert "different run (batch_size: 16 in the checkpoint, 8 now)" in capsys.readouterr().err
+
+
+def test_diverged_training_is_one_error_line_not_a_traceback(stack, tmp_path, capsys):
+    np.save(tmp_path / "images.npy", stack)
+    assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
+                 *TINY_TRAINING, "--lr", "1e30"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("napari-tsimcne: error:") and "Traceback" not in err
+
+
+def test_one_image_gets_the_real_error_without_a_batch_note(tmp_path, capsys):
+    np.save(tmp_path / "one.npy", np.zeros((1, 16, 16), np.uint8))
+    assert main(["fit", str(tmp_path / "one.npy"), "--out", str(tmp_path / "out"),
+                 *TINY_TRAINING]) == 2
+    captured = capsys.readouterr()
+    assert "batch size" not in captured.out
+    assert "at least 2" in captured.err
+
+
+def test_ctrl_c_during_fit_says_how_to_resume(stack, tmp_path, capsys, monkeypatch):
+    np.save(tmp_path / "images.npy", stack)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TSimCNE, "fit_transform", interrupted)
+    assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
+                 *TINY_TRAINING]) == 130
+    err = capsys.readouterr().err
+    assert f"the same command with --resume continues from the newest checkpoint in " \
+           f"{tmp_path / 'out' / 'checkpoints'}" in err
+
+
+def test_a_crafted_model_file_is_refused_without_advice_to_trust_it(tmp_path, capsys):
+    import collections
+    import os
+
+    import torch
+
+    class Crafted:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    torch.save({"format": "napari-tsimcne", "x": collections.OrderedDict(a=Crafted())},
+               tmp_path / "model.pt")
+    assert main(["info", str(tmp_path / "model.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "refused without being run" in err
+    assert "weights_only" not in err

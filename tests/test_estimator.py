@@ -266,7 +266,7 @@ BAD_PARAMS = {
                              "device='cuda:1' but no CUDA GPU"),
     "mps unavailable": (dict(device="mps"), _mps_unavailable, "MPS is not available"),
     "image size too small": (dict(image_size=4), None,
-                             r"image_size must be an int or \(height, width\) >= 8"),
+                             r"image_size must be .* \(height, width\) of whole numbers >= 8, got 4"),
     "image size of one number in a tuple": (dict(image_size=(16,)), None, "image_size must be"),
     "bad epochs": (dict(epochs=(0, 1, 1)), None, "is not a training plan"),
     "unknown pretraining loss": (dict(pretrain_loss="l1"), None, "Unknown loss metric 'l1'"),
@@ -390,3 +390,74 @@ with warnings.catch_warnings():
 @_sklearn_checks
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+MORE_BAD_PARAMS = {
+    "hidden_dim 0": (dict(hidden_dim=0), "hidden_dim must be a whole number >= 1, got 0"),
+    "out_dim 0": (dict(out_dim=0), "out_dim must be a whole number >= 1, got 0"),
+    "pretrain_dim 0": (dict(pretrain_dim=0), "pretrain_dim must be a whole number >= 1"),
+    "crop_scale reversed": (dict(crop_scale=(0.5, 0.2)), r"crop_scale must be \(low, high\)"),
+    "crop_scale above 1": (dict(crop_scale=(0.2, 2)), r"0 < low <= high <= 1"),
+    "negative warm-up": (dict(warmup_epochs=-1), "warmup_epochs must be a number of epochs >= 0"),
+    "momentum 2": (dict(momentum=2.0), r"momentum must be a number in \[0, 1\), got 2.0"),
+    "negative weight decay": (dict(weight_decay=-1), "weight_decay must be a number >= 0"),
+    "fractional epochs": (dict(epochs=(1.5, 1, 1)), r"epochs=\(1.5, 1, 1\) is not a training plan"),
+    "epochs as text": (dict(epochs="abc"), "epochs='abc' is not a training plan"),
+    "image size 16.0": (dict(image_size=16.0), "image_size must be 'auto', None, a whole number"),
+    "callbacks not a list": (dict(callbacks=3), "callbacks must be a list of callables"),
+    "a callback that is not callable": (dict(callbacks=[3]), r"got \[3\]"),
+    "checkpoint interval 0": (dict(checkpoint_every=0), "checkpoint_every must be a whole number"),
+}
+
+
+@pytest.mark.parametrize("params, message", MORE_BAD_PARAMS.values(), ids=MORE_BAD_PARAMS.keys())
+def test_every_parameter_is_checked_before_training_with_its_name(make_estimator, images,
+                                                                   monkeypatch, params, message):
+    # Before any work: not a single step may run.
+    monkeypatch.setattr("napari_tsimcne.estimator.train", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ValueError, match=message):
+        make_estimator(**params).fit(images)
+
+
+@pytest.mark.parametrize("augmentation, problem", [
+    (lambda x: x[:, :, :8], r"returned shape \(4, 1, 8, 16\)"),
+    (lambda x: x.double(), "returned dtype torch.float64"),
+    (lambda x: x * float("nan"), "returned values that are not finite"),
+    (lambda x: x.numpy(), "returned ndarray, not a tensor"),
+])
+def test_a_custom_augmentation_is_checked_on_its_first_call(make_estimator, images, augmentation,
+                                                            problem):
+    with pytest.raises(ValueError, match=f"The augmentation {problem}"):
+        make_estimator(augmentation=augmentation).fit(images)
+
+
+def test_a_checked_custom_augmentation_leaves_the_run_reproducible(make_estimator, images):
+    def flip(x):
+        return torch.flip(x, dims=[3]) if torch.rand(()) < 0.5 else x
+
+    first = make_estimator(augmentation=flip, random_state=0).fit_transform(images)
+    second = make_estimator(augmentation=flip, random_state=0).fit_transform(images)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_a_changed_image_anywhere_is_a_different_run(make_estimator, images, tmp_path):
+    collection = np.concatenate([images, images[:36]])  # 100 images
+    with pytest.raises(TrainingStopped):  # stopped after its first checkpoint
+        make_estimator(epochs=(2, 1, 1), checkpoint_dir=tmp_path, checkpoint_every=1,
+                       callbacks=[lambda stage, epoch, loss: stage == 0]).fit(collection)
+    for index in (2, 99):  # one of the images a sample of 64 would skip, and the last
+        changed = collection.copy()
+        changed[index] = 255 - changed[index]
+        with pytest.raises(ValueError, match="different run.*images"):
+            make_estimator(epochs=(2, 1, 1), checkpoint_dir=tmp_path,
+                           checkpoint_every=1).fit(changed, resume=True)
+
+
+@pytest.mark.parametrize("remove", ["versions", "embedding", "intensity_range"])
+def test_a_model_file_missing_a_key_is_a_clear_error(fitted, tmp_path, remove):
+    path = fitted.save(tmp_path / "model.pt")
+    payload = torch.load(path, weights_only=True)
+    del payload[remove]
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=f"incomplete or inconsistent model file .*no '{remove}'"):
+        TSimCNE.load(path)

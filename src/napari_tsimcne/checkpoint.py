@@ -75,7 +75,7 @@ class CheckpointFolder:
         except OSError as error:
             raise OSError(
                 f"Cannot write checkpoints to {self.folder}: {error.strerror or error}. "
-                "Choose a folder you can write to (checkpoint_dir, or --checkpoint-dir)."
+                "Choose a folder you can write to (checkpoint_dir; on the command line, --out)."
             ) from None
         needed = (KEEP + 1) * checkpoint_bytes
         free = shutil.disk_usage(self.folder).free

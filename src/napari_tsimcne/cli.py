@@ -70,8 +70,9 @@ DEMO_SETTINGS = {
 }
 
 #: Errors caused by the user's input, reported in one line without a traceback.
-#: (sklearn's NotFittedError is a ValueError; FileNotFoundError is an OSError.)
-USER_ERRORS = (ValueError, TypeError, OSError)
+#: (sklearn's NotFittedError is a ValueError; FileNotFoundError is an OSError;
+#: FloatingPointError is training that diverged, e.g. at too high a --lr.)
+USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError)
 
 
 def main(argv=None) -> int:
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
     return 0
 
@@ -504,8 +505,21 @@ def _stratified_split(labels, n_first: int, n_second, seed) -> tuple[np.ndarray,
                                   stratify=labels, random_state=seed))
 
 
+def _resume_hint(args) -> str:
+    """How to go on after Ctrl-C, for a ``fit`` that writes checkpoints."""
+    if getattr(args, "run", None) is not run_fit or not args.checkpoint_every:
+        return ""
+    return (f"; the same command with --resume continues from the newest checkpoint in "
+            f"{args.out / 'checkpoints'}")
+
+
 def _batch_size(requested: int, n_images: int) -> int:
-    """``requested``, lowered with a note if there are fewer images (see ``batch_size_for``)."""
+    """``requested``, lowered with a note if there are fewer images (see ``batch_size_for``).
+
+    Fewer than two images are left to the estimator, which refuses them.
+    """
+    if n_images < 2:
+        return requested
     batch_size = batch_size_for(requested, n_images)
     if batch_size != requested:
         print(f"Note: batch size {requested} is larger than the {n_images} images; "

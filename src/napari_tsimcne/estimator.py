@@ -31,7 +31,8 @@ from .data import (
 from .network import TSimCNENetwork
 from .persistence import read_model_file, write_model_file
 from .schedule import (
-    PAPER_EPOCHS, batch_size_for, check_recipe, default_learning_rate, make_stages,
+    PAPER_EPOCHS, batch_size_for, check_epochs, check_recipe, default_learning_rate,
+    make_stages,
 )
 from .trainer import Accelerations, TrainingStopped, embed, inference_batch_size, train
 
@@ -317,9 +318,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
 
     def _fit(self, X, resume=False, resume_from=None):
         start = time.perf_counter()
-        check_recipe(self.recipe)
-        if self.time_budget is not None:
-            _check_time_budget(self.time_budget)
+        self._check_parameters()
         stack = as_image_stack(X, min_images=2)
         device = resolve_device(self.device)
         derived = data_defaults(len(stack), *stack.common_size(), stack.n_channels, stack.dtype,
@@ -337,6 +336,8 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         random_state = _seed_of(self.random_state)
         intensity_range = fit_intensity_range(stack)
         images = self._training_images(stack, intensity_range, image_size, device)
+        if callable(augmentation):
+            _check_augmentation(augment, images)
         checkpoints = self._checkpoint_folder()
         resume_state = self._read_resume_state(resume, resume_from, checkpoints)
         measure = partial(measure_costs, backbone, images, augment, batch_size=batch_size,
@@ -442,6 +443,33 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         self.embedding_ = embed(network, images.chunks(inference_batch_size(batch_size)),
                                 device=device)
 
+    def _check_parameters(self) -> None:
+        """Check every parameter that needs no data, before any work; ``ValueError`` naming it.
+
+        The batch size (against the number of images), the device, the
+        backbone and the augmentation preset are checked where they are
+        resolved, still before training starts.
+        """
+        check_recipe(self.recipe)
+        if self.time_budget is None:
+            check_epochs(self.epochs)
+        else:
+            _check_time_budget(self.time_budget)
+        for name in ("out_dim", "pretrain_dim", "hidden_dim", "checkpoint_every"):
+            _check_whole_number(name, getattr(self, name), minimum=1)
+        _check_number("warmup_epochs", self.warmup_epochs, "a number of epochs >= 0",
+                      lambda v: v >= 0)
+        _check_number("momentum", self.momentum, "a number in [0, 1)", lambda v: 0 <= v < 1)
+        _check_number("weight_decay", self.weight_decay, "a number >= 0", lambda v: v >= 0)
+        _check_crop_scale(self.crop_scale)
+        _check_image_size(self.image_size)
+        if self.callbacks is not None and (
+                isinstance(self.callbacks, (str, bytes)) or not hasattr(self.callbacks, "__iter__")
+                or not all(callable(callback) for callback in self.callbacks)):
+            raise ValueError(
+                f"callbacks must be a list of callables (functions callback(stage, epoch, loss) "
+                f"or napari_tsimcne.Callback objects), got {self.callbacks!r}.")
+
     def _checkpoint_folder(self):
         if self.checkpoint_dir is None:
             return None
@@ -504,12 +532,11 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         return self.backbone
 
     def _resolve_image_size(self, stack, auto: int | None) -> tuple[int, int]:
+        """``(H, W)`` to train at; ``image_size`` was checked by :meth:`_check_parameters`."""
         size = auto if _is_auto(self.image_size) else self.image_size
         if size is None:
             return stack.common_size()
         size = (size, size) if isinstance(size, numbers.Integral) else tuple(size)
-        if len(size) != 2 or not all(isinstance(s, numbers.Integral) and s >= 8 for s in size):
-            raise ValueError(f"image_size must be an int or (height, width) >= 8, got {self.image_size!r}.")
         return tuple(int(s) for s in size)
 
     # ------------------------------------------------------------ transform
@@ -590,32 +617,35 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         missing, foreign, damaged or too new file.
         """
         payload = read_model_file(path)
+        target = resolve_device(device)
         try:
             # Files from before the recipes were trained with the paper's.
             params = {"recipe": "paper", **payload["params"]}
             estimator = cls(**params, device=device)
-            device = resolve_device(device)
             height, width, channels = payload["image_shape"]
             network = TSimCNENetwork(payload["backbone"], channels, payload["output_dim"],
                                      estimator.hidden_dim)
             network.load_state_dict(payload["state_dict"])
-        except (KeyError, TypeError, RuntimeError) as error:
-            raise ValueError(f"{path} is an incomplete or inconsistent model file: {error}") from None
-        estimator.model_ = network.to(device).eval()
-        estimator.device_ = device
-        estimator.backbone_ = payload["backbone"]
-        estimator.image_shape_ = (height, width, channels)
-        estimator.intensity_range_ = payload["intensity_range"].numpy()
-        estimator.embedding_ = payload["embedding"].numpy()
-        estimator.loss_history_ = [h.numpy() for h in payload["loss_history"]]
-        estimator.stopped_early_ = payload["stopped_early"]
-        estimator.epochs_ = _epochs_tuple(payload.get("epochs_used", estimator.epochs))
-        # Files from before "auto" was resolved store the values themselves.
-        estimator.batch_size_ = payload.get("batch_size_used", estimator.batch_size)
-        estimator.augmentation_ = payload.get("augmentation_used", estimator.augmentation)
-        estimator.random_state_ = payload.get("seed", estimator.random_state)
-        estimator.checkpoint_folder_ = payload.get("checkpoint_folder")
-        estimator.versions_ = payload["versions"]
+            estimator.model_ = network.to(target).eval()
+            estimator.device_ = target
+            estimator.backbone_ = payload["backbone"]
+            estimator.image_shape_ = (height, width, channels)
+            estimator.intensity_range_ = payload["intensity_range"].numpy()
+            estimator.embedding_ = payload["embedding"].numpy()
+            estimator.loss_history_ = [h.numpy() for h in payload["loss_history"]]
+            estimator.stopped_early_ = payload["stopped_early"]
+            estimator.epochs_ = _epochs_tuple(payload.get("epochs_used", estimator.epochs))
+            # Files from before "auto" was resolved store the values themselves.
+            estimator.batch_size_ = payload.get("batch_size_used", estimator.batch_size)
+            estimator.augmentation_ = payload.get("augmentation_used", estimator.augmentation)
+            estimator.random_state_ = payload.get("seed", estimator.random_state)
+            estimator.checkpoint_folder_ = payload.get("checkpoint_folder")
+            estimator.versions_ = payload["versions"]
+        except (KeyError, TypeError, AttributeError, ValueError, RuntimeError) as error:
+            missing = f"no {error}" if isinstance(error, KeyError) else str(error)
+            raise ValueError(f"{path} is an incomplete or inconsistent model file "
+                             f"({missing}); write it again with TSimCNE.save or "
+                             "`napari-tsimcne fit`.") from None
         return estimator
 
     def __sklearn_tags__(self):
@@ -643,6 +673,76 @@ def _check_same_run(state: dict | None, run: dict) -> None:
         )
 
 
+def _check_augmentation(augment, images) -> None:
+    """A user's augmentation must return a batch of its input's shape and dtype, all finite.
+
+    Checked on a few training images before training: a wrong shape or NaNs
+    would otherwise give a meaningless map, not an error.  The call draws from
+    a forked random generator, so that the run itself is unchanged.
+    """
+    batch = next(iter(images.chunks(4))).float().div_(255)
+    devices = [batch.device] if batch.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        try:
+            out = augment(batch.clone())
+        except Exception as error:
+            raise ValueError(f"The augmentation failed on a float batch of shape "
+                             f"{tuple(batch.shape)}: {error}") from error
+    if not isinstance(out, torch.Tensor):
+        problem = f"returned {type(out).__name__}, not a tensor"
+    elif out.shape != batch.shape:
+        problem = f"returned shape {tuple(out.shape)}"
+    elif out.dtype != batch.dtype:
+        problem = f"returned dtype {out.dtype}"
+    elif not torch.isfinite(out).all():
+        problem = "returned values that are not finite (NaN or infinity)"
+    else:
+        return
+    raise ValueError(
+        f"The augmentation {problem} for a batch of shape {tuple(batch.shape)} ({batch.dtype}, "
+        "values in [0, 1]): it must return a tensor of the same shape and dtype with finite "
+        "values.")
+
+
+def _check_whole_number(name: str, value, minimum: int) -> None:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
+
+
+def _check_number(name: str, value, allowed: str, accept) -> None:
+    """``ValueError`` unless ``value`` is a finite real number that ``accept`` accepts."""
+    if (not isinstance(value, numbers.Real) or isinstance(value, bool)
+            or not np.isfinite(value) or not accept(value)):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}.")
+
+
+def _check_crop_scale(crop_scale) -> None:
+    try:
+        low, high = (float(v) for v in crop_scale)
+        valid = 0 < low <= high <= 1
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"crop_scale must be (low, high) with 0 < low <= high <= 1, the range of the crops' "
+            f"area as a share of the image's, got {crop_scale!r} (the paper uses (0.2, 1.0)).")
+
+
+def _check_image_size(image_size) -> None:
+    if image_size is None or _is_auto(image_size):
+        return
+    sides = (image_size, image_size) if isinstance(image_size, numbers.Integral) else image_size
+    try:
+        valid = len(sides) == 2 and all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 8 for s in sides)
+    except TypeError:
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"image_size must be 'auto', None, a whole number or (height, width) of whole "
+            f"numbers >= 8, got {image_size!r}.")
+
+
 def _check_time_budget(time_budget) -> float:
     if (not isinstance(time_budget, numbers.Real) or isinstance(time_budget, bool)
             or not np.isfinite(time_budget) or time_budget <= 0):
@@ -668,11 +768,17 @@ def _set_channel_statistics(network: TSimCNENetwork, images) -> None:
     network.channel_std.copy_(std.float())
 
 
-def _fingerprint(images, n_sample: int = 64) -> str:
-    """SHA-256 of up to ``n_sample`` evenly spaced uint8 training images, to recognise a dataset."""
-    indices = torch.linspace(0, len(images) - 1, min(n_sample, len(images))).long()
-    sample = next(images.select([indices]))
-    return hashlib.sha256(sample.cpu().numpy().tobytes()).hexdigest()
+def _fingerprint(images) -> str:
+    """BLAKE2 hash of every uint8 training image, to recognise a dataset on resume.
+
+    The images are uint8 already, so hashing all of them costs little next to
+    an epoch (BLAKE2 hashes several hundred MB a second): a changed image
+    anywhere in the collection is seen.
+    """
+    digest = hashlib.blake2b(digest_size=32)
+    for batch in images.chunks(data.CHUNK_SIZE):
+        digest.update(batch.cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _run_value(value):

@@ -10,6 +10,7 @@ file in place of a good one.
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 import zipfile
 from pathlib import Path
@@ -79,6 +80,11 @@ def read_model_file(path, kind: str = FORMAT) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # garbage makes the unpickler fail in many ways
         reason = (str(error).splitlines() or [type(error).__name__])[0][:300]
+        if isinstance(error, pickle.UnpicklingError) or "weights_only" in reason:
+            # torch's own message advises loading with weights_only=False, which
+            # would run whatever code the file carries: never pass that on.
+            reason = ("it holds Python objects other than tensors and plain values, which "
+                      "are refused without being run")
         raise ValueError(
             f"{path} is not a napari-tsimcne model file, or it is damaged "
             f"(truncated or altered): {reason}"

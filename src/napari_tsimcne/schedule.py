@@ -30,9 +30,11 @@ image and one of its :data:`NEIGHBORS` nearest neighbours in the features
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, replace
 
-__all__ = ["RECIPES", "Stage", "batch_size_for", "check_recipe", "default_learning_rate", "learning_rate_factor",
+__all__ = ["RECIPES", "Stage", "batch_size_for", "check_epochs", "check_recipe",
+           "default_learning_rate", "learning_rate_factor",
            "make_stages"]
 
 PAPER_EPOCHS = (1000, 50, 450)
@@ -146,7 +148,7 @@ def make_stages(
     readout stage uses Adam at :data:`HEAD_LR`.  Stages with 0 epochs are
     dropped, except that pre-training is needed before the readout can be swapped.
     """
-    epochs = _check_epochs(epochs)
+    epochs = check_epochs(epochs)
     check_recipe(recipe)
     lrs = _stage_learning_rates(lr, len(epochs), recipe)
     if len(epochs) == 1:
@@ -176,14 +178,18 @@ def check_recipe(recipe) -> str:
     return recipe
 
 
-def _check_epochs(epochs) -> tuple[int, ...]:
-    if isinstance(epochs, int):
+def check_epochs(epochs) -> tuple[int, ...]:
+    """``epochs`` as a tuple of whole numbers, one per stage; ``ValueError`` saying what fits."""
+    if isinstance(epochs, numbers.Integral):
         epochs = (epochs,)
     try:
-        epochs = tuple(int(e) for e in epochs)
-        valid = all(e >= 0 for e in epochs) and len(epochs) in (1, 3)
-    except (TypeError, ValueError):
+        valid = (not isinstance(epochs, str) and len(epochs) in (1, 3) and all(
+            isinstance(e, numbers.Integral) and not isinstance(e, bool) and e >= 0
+            for e in epochs))
+    except TypeError:  # not a sequence
         valid = False
+    if valid:
+        epochs = tuple(int(e) for e in epochs)
     if not valid or epochs[0] == 0 or sum(epochs[1:]) == 0 and len(epochs) == 3:
         raise ValueError(
             f"epochs={epochs!r} is not a training plan. Pass one epoch count per stage: "
