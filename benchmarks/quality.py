@@ -29,7 +29,10 @@ Benchmark 3 on a GPU: all 60,000 training images, a reduced paper schedule:
     python benchmarks/quality.py --device cuda --n-train 60000 --n-test 10000 \
         --backbone resnet18 --batch-size 1024 --epochs 100 5 45 --name quality_gpu_fmnist
 
-It reports the seconds per epoch and training views per second as well.
+It reports the seconds per epoch and training views per second as well,
+over the whole run and, from the epochs' end times, the median epoch of
+every stage.  ``--data-dir`` reads Fashion-MNIST's four IDX files from
+another folder.
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ import argparse
 import sys
 import time
 
+import numpy as np
 import torch
 
-from _common import peak_rss_mib, write_json
+from _common import RESULTS_DIR, peak_rss_mib, write_json
 from napari_tsimcne import TSimCNE
 from napari_tsimcne.datasets import load_fashion_mnist
 from napari_tsimcne.metrics import knn_accuracy, pixel_tsne_baseline
@@ -68,11 +72,16 @@ def main():
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--name", default="quality")
+    parser.add_argument("--data-dir", help="folder of Fashion-MNIST's IDX files "
+                                           "(default: Debian's dataset-fashion-mnist)")
+    parser.add_argument("--out", help="folder of the JSON file (default: benchmarks/results)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    x_train, y_train, x_test, y_test = load_split(args.dataset, args.n_train, args.n_test)
+    x_train, y_train, x_test, y_test = load_split(args.dataset, args.n_train, args.n_test,
+                                                  args.data_dir)
+    clock = EpochClock()
     lr = "auto" if args.lr == ["auto"] else tuple(float(r) for r in args.lr)
     lr = lr[0] if isinstance(lr, tuple) and len(lr) == 1 else lr
     estimator = TSimCNE(
@@ -82,7 +91,7 @@ def main():
         hidden_dim=args.hidden_dim, augmentation=args.augmentation,
         crop_scale=tuple(args.crop_scale), device=args.device, random_state=args.seed,
         verbose=True,
-        precision=args.precision,
+        precision=args.precision, callbacks=[clock],
     )
     start = time.perf_counter()
     train_embedding = estimator.fit_transform(x_train)
@@ -96,6 +105,7 @@ def main():
         "mean_seconds_per_epoch": train_s / sum(epochs),  # over all stages (readout: cheap)
         "mean_views_per_s": 2 * (args.n_train // args.batch_size) * args.batch_size * sum(epochs)
         / train_s,
+        "median_epoch_s_per_stage": clock.median_epoch_s(),
         "final_losses": [float(h[-1]) for h in estimator.loss_history_ if len(h)],
     }}
     print(f"t-SimCNE: kNN {rows['t-SimCNE']['knn_accuracy']:.3f}, {train_s:.0f} s", flush=True)
@@ -119,16 +129,35 @@ def main():
         for name, row in rows.items():
             print(f"{name}: kNN {row['knn_accuracy']:.3f}")
     write_json(args.name, {"command": "python " + " ".join(sys.argv), "args": vars(args),
-                           "peak_rss_mib": peak_rss_mib(), "rows": rows})
+                           "peak_rss_mib": peak_rss_mib(), "rows": rows}, args.out or RESULTS_DIR)
 
 
-def load_split(dataset: str, n_train: int, n_test: int):
+class EpochClock:
+    """A training callback that notes when every epoch of every stage ends."""
+
+    def __init__(self):
+        self.ends = {}
+
+    def __call__(self, stage: int, epoch: int, loss: float) -> None:
+        self.ends.setdefault(stage, []).append(time.perf_counter())
+
+    def median_epoch_s(self) -> list:
+        """Per stage, the median time between consecutive epoch ends (None for one epoch).
+
+        The first epoch of a stage has no earlier end to be timed from, and
+        is left out with whatever the stage set up before it.
+        """
+        return [float(np.median(np.diff(ends))) if len(ends) > 1 else None
+                for ends in self.ends.values()]
+
+
+def load_split(dataset: str, n_train: int, n_test: int, data_dir=None):
     """Training images and labels, then held-out images and labels, of ``dataset``."""
     if dataset == "shapes":
         images, labels = make_shapes(n_train + n_test, seed=0)
         return images[:n_train], labels[:n_train], images[n_train:], labels[n_train:]
-    x_train, y_train = load_fashion_mnist("train")
-    x_test, y_test = load_fashion_mnist("test")
+    x_train, y_train = load_fashion_mnist("train", data_dir)
+    x_test, y_test = load_fashion_mnist("test", data_dir)
     return x_train[:n_train], y_train[:n_train], x_test[:n_test], y_test[:n_test]
 
 

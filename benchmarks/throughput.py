@@ -4,7 +4,8 @@ Our step is the real training step (a uint8 batch gathered by random indices
 -> two batched augmentations -> network -> Cauchy InfoNCE -> SGD with momentum
 0.9 and weight decay 5e-4) with the accelerations ``TSimCNE.fit`` uses on the
 device (``--precisions``; on CPUs with native bf16: bf16 autocast and
-channels-last), on random uint8 images.  ``--reference`` adds the
+channels-last), optionally under ``torch.compile`` (``--compile off on``
+times both), on random uint8 images.  ``--reference`` adds the
 reference implementation, tsimcne 0.3.12, as one more candidate: its own
 pipeline (per-image torchvision augmentation in DataLoader workers, its
 ResNet-18, its loss, its Lightning loop) on random RGB images of the same size
@@ -30,6 +31,7 @@ reference, which needs ``pip install -e ".[reference]"``; run it for
 On a GPU add ``--device cuda --steps-per-round 24``: an epoch of at least
 twice the reference's 8 workers keeps them all busy and yields its
 pipelined steady-state figure as well (see ``benchmarks/reference.py``).
+``benchmarks/gpu_check.py`` runs it that way for b = 256 and 1024.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import statistics
 import time
 
 import torch
-from _common import peak_rss_mib, write_json
+from _common import RESULTS_DIR, peak_rss_mib, write_json
 
 from napari_tsimcne.augmentation import make_augmentation
 from napari_tsimcne.loss import CauchyInfoNCELoss
@@ -52,7 +54,7 @@ class OurTraining:
     """Our training step for one backbone on a pool of ``4 b`` random uint8 images ``(C, size, size)``."""
 
     def __init__(self, backbone: str, batch_size: int, channels: int, size: int,
-                 device: torch.device, precision: str = "auto"):
+                 device: torch.device, precision: str = "auto", compile: bool = False):
         self.device = device
         self.batch_size = batch_size
         self.images = torch.randint(0, 256, (4 * batch_size, channels, size, size),
@@ -61,8 +63,10 @@ class OurTraining:
         self.loss_fn = CauchyInfoNCELoss()
         self.network = TSimCNENetwork(backbone, channels, 128).to(device).train()
         # The speed-ups that TSimCNE.fit uses on this device.
-        self.accelerations = Accelerations.for_device(device, precision)
+        self.accelerations = Accelerations.for_device(device, precision, compile)
         self.accelerations.prepare(self.network)
+        # As fit compiles it; the compilation happens in the first (warm-up) step.
+        self.model = torch.compile(self.network) if compile else self.network
         # train()'s defaults; the learning rate does not change the cost of a step.
         self.optimizer = self.accelerations.optimizer(self.network.parameters(), 0.03, 0.9, 5e-4)
         self.parameters = sum(p.numel() for p in self.network.parameters())
@@ -73,7 +77,7 @@ class OurTraining:
         start = time.perf_counter()
         for _ in range(n_steps):
             order = torch.randperm(len(self.images), device=self.device)
-            training_step(self.network, self.images[order[: self.batch_size]], self.augment,
+            training_step(self.model, self.images[order[: self.batch_size]], self.augment,
                           self.loss_fn, self.optimizer, self.accelerations)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -142,10 +146,10 @@ def report(name: str, row: dict) -> None:
         memory += f" + workers {row['workers_private_mib']:.0f} MiB"
     if "cuda_max_allocated_mib" in row:
         memory += f", CUDA max allocated {row['cuda_max_allocated_mib']:.0f} MiB"
-    print(f"{name:>16}: {row['views_per_s']:8.1f} views/s (median step {row['median_step_s']:.3f} s)"
+    print(f"{name:>24}: {row['views_per_s']:8.1f} views/s (median step {row['median_step_s']:.3f} s)"
           f", {memory}")
     if "steady_views_per_s" in row:
-        print(f"{'':>16}  {row['steady_views_per_s']:8.1f} views/s in the pipelined steady state")
+        print(f"{'':>24}  {row['steady_views_per_s']:8.1f} views/s in the pipelined steady state")
 
 
 def main():
@@ -163,11 +167,14 @@ def main():
                         choices=["auto", "bf16", "fp32"],
                         help="our precision settings, as TSimCNE(precision=...); several are "
                              "timed as separate candidates")
+    parser.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"],
+                        help="ours without and/or with torch.compile, as TSimCNE(compile=...)")
     parser.add_argument("--reference", action="store_true",
                         help="also time tsimcne 0.3.12 (needs the 'reference' extra)")
     parser.add_argument("--reference-workers", type=int, default=None,
                         help="DataLoader workers of the reference (default: its own default, 8)")
     parser.add_argument("--name", default="throughput")
+    parser.add_argument("--out", help="folder of the JSON file (default: benchmarks/results)")
     args = parser.parse_args()
     if args.reference and args.channels != 3:
         parser.error("--reference compares RGB pipelines: use --channels 3")
@@ -178,11 +185,14 @@ def main():
 
     device = torch.device(args.device)
     torch.manual_seed(0)
-    pairs = [(name, precision) for name in args.backbones for precision in args.precisions]
-    ours = [name if len(args.precisions) == 1 else f"{name} {precision}" for name, precision in pairs]
+    settings = [(name, precision, compile) for name in args.backbones
+                for precision in args.precisions for compile in args.compile]
+    ours = [" ".join([name] + [precision] * (len(args.precisions) > 1)
+                     + ["compiled"] * (compile == "on")) for name, precision, compile in settings]
     candidates = {
-        label: OurTraining(name, args.batch_size, args.channels, args.size, device, precision)
-        for label, (name, precision) in zip(ours, pairs, strict=True)
+        label: OurTraining(name, args.batch_size, args.channels, args.size, device, precision,
+                           compile == "on")
+        for label, (name, precision, compile) in zip(ours, settings, strict=True)
     }
     if args.reference:
         from reference import DEFAULT_WORKERS, ReferenceTSimCNE
@@ -232,7 +242,7 @@ def main():
             steady = output.get("ratio_ours_over_reference_steady", {}).get(name)
             print(f"{name} / reference: {ratio:.2f}x views per second"
                   + (f" ({steady:.2f}x against its steady state)" if steady else ""))
-    write_json(args.name, output)
+    write_json(args.name, output, args.out or RESULTS_DIR)
 
 
 if __name__ == "__main__":
