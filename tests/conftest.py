@@ -6,6 +6,12 @@ Everything is sized for a couple of CPU cores: 16x16 images, a ResNet-10 with
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -92,3 +98,68 @@ def _restore_torch_seed():
     state = torch.random.get_rng_state()
     yield
     torch.random.set_rng_state(state)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Factory of real, small file systems: ``small_disk(n_bytes, read_only=False)``.
+
+    Mounts a tmpfs of ``n_bytes`` on a new folder under ``tmp_path`` and
+    returns the folder; unmounted after the test.  Skips the test where this
+    process may not mount one (it needs Linux and root).
+    """
+    mounted = []
+
+    def mount(n_bytes: int, read_only: bool = False):
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        options = f"size={n_bytes}" + (",ro" if read_only else "")
+        try:
+            result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                                    capture_output=True, text=True, timeout=30)
+        except OSError as error:
+            result = subprocess.CompletedProcess([], 1, "", str(error))
+        if result.returncode != 0 or not sys.platform.startswith("linux"):
+            pytest.skip("this test needs a real full disk, a small tmpfs, which this process "
+                        f"cannot mount: {result.stderr.strip() or 'not Linux'}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", str(folder)], capture_output=True, timeout=30)
+
+
+def fill_disk(folder, leave: int) -> None:
+    """Fill the disk of ``folder`` with a ballast file until ``leave`` bytes are free."""
+    size = shutil.disk_usage(folder).free - leave
+    with open(folder / "ballast", "wb") as ballast:
+        ballast.write(bytes(max(size, 0)))
+
+
+def disk_full_after(n_bytes: int, real_save=torch.save):
+    """A ``torch.save`` whose file refuses every byte after the first ``n_bytes``.
+
+    The real ``torch.save`` runs, so a test sees what torch makes of a full
+    disk: the ``RuntimeError`` of its archive writer, not an ``OSError``.
+    Every error torch raises is recorded in the returned function's ``errors``.
+    """
+    class FullDisk:
+        def __init__(self, file):
+            self.file, self.written = file, 0
+
+        def write(self, data):
+            if self.written + len(data) > n_bytes:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.written += len(data)
+            return self.file.write(data)
+
+    def save(obj, file, *args, **kwargs):
+        try:
+            return real_save(obj, FullDisk(file), *args, **kwargs)
+        except Exception as error:
+            save.errors.append(error)
+            raise
+
+    save.errors = []
+    return save

@@ -1,5 +1,6 @@
 """Checkpoints and resume: exact continuation, kill -9, damaged files, full disks."""
 
+import errno
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import FAST_PARAMS
+from conftest import FAST_PARAMS, disk_full_after
 
 from napari_tsimcne import TSimCNE, TrainingStopped, checkpoint, trainer
 from napari_tsimcne.checkpoint import CheckpointFolder
@@ -120,18 +121,18 @@ def test_unwritable_folder_and_full_disk_fail_before_training(images, tmp_path, 
 
 def test_a_full_disk_while_writing_keeps_the_previous_checkpoint(images, tmp_path, monkeypatch):
     real_save = torch.save
+    full = disk_full_after(4096, real_save)
     calls = []
 
     def save_then_fail(obj, file, *args, **kwargs):
         calls.append(1)
-        if len(calls) == 3:
-            file.write(b"partial")
-            raise OSError(28, "No space left on device")
-        return real_save(obj, file, *args, **kwargs)
+        return (full if len(calls) == 3 else real_save)(obj, file, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", save_then_fail)
-    with pytest.raises(OSError, match="No space left.*earlier file there is unchanged"):
+    with pytest.raises(OSError, match="No space left.*earlier file there is unchanged") as raised:
         TSimCNE(**PARAMS, checkpoint_dir=tmp_path, checkpoint_every=1).fit(images)
+    assert raised.value.errno == errno.ENOSPC
+    assert "unexpected pos" in str(full.errors[0])  # what torch raised
     assert sorted(os.listdir(tmp_path)) == ["checkpoint-0-00001.pt", "checkpoint-0-00002.pt"]
     assert CheckpointFolder(tmp_path, 1).latest()["epoch"] == 2
 

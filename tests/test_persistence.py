@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import stat
@@ -9,6 +10,7 @@ import stat
 import numpy as np
 import pytest
 import torch
+from conftest import disk_full_after
 from sklearn.exceptions import NotFittedError
 
 from napari_tsimcne import TSimCNE, persistence
@@ -232,12 +234,14 @@ def _save_unpicklable_payload(estimator, path, monkeypatch):
 
 
 def _save_with_disk_full_mid_write(estimator, path, monkeypatch):
-    def partial_save(obj, file):
-        file.write(b"PK\3\4 half a model")
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(persistence.torch, "save", partial_save)
-    estimator.save(path)
+    save = disk_full_after(4096)
+    monkeypatch.setattr(persistence.torch, "save", save)
+    try:
+        estimator.save(path)
+    finally:
+        # what torch itself raised: its archive writer's error, not the OSError
+        assert [type(e) for e in save.errors] == [RuntimeError]
+        assert "unexpected pos" in str(save.errors[0])
 
 
 @pytest.mark.parametrize("failing_save", [
@@ -252,6 +256,28 @@ def test_failed_save_leaves_the_existing_file_intact(fitted, model_file, tmp_pat
     assert path.read_bytes() == model_file.read_bytes()
     assert os.listdir(tmp_path) == ["model.pt"]  # no temporary file left behind
     np.testing.assert_array_equal(TSimCNE.load(path).embedding_, fitted.embedding_)
+
+
+def test_a_full_disk_is_an_os_error_naming_the_file_and_what_to_do(fitted, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.setattr(persistence.torch, "save", disk_full_after(4096))
+    with pytest.raises(OSError) as raised:
+        fitted.save(tmp_path / "model.pt")
+    assert raised.value.errno == errno.ENOSPC
+    assert str(raised.value) == (
+        f"Could not write {tmp_path / 'model.pt'} (No space left on device); any earlier file "
+        "there is unchanged. Free some disk space or choose another folder.")
+
+
+def test_a_real_full_disk_keeps_the_earlier_model(fitted, model_file, small_disk):
+    size = model_file.stat().st_size
+    disk = small_disk(size + size // 2)  # room for one model, not for a second beside it
+    path = fitted.save(disk / "model.pt")
+    with pytest.raises(OSError, match="No space left on device.*Free some disk space") as raised:
+        fitted.save(path)
+    assert raised.value.errno == errno.ENOSPC
+    assert os.listdir(disk) == ["model.pt"]
+    assert path.read_bytes() == model_file.read_bytes()
 
 
 def test_save_replaces_an_existing_model(make_estimator, fitted, images, tmp_path):

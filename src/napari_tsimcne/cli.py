@@ -24,6 +24,7 @@ from .datasets import FASHION_MNIST_CLASSES, load_digits_images, load_fashion_mn
 from .defaults import (
     CPU_BATCH_SIZE, DEFAULT_MINUTES, DEFAULT_SEED, GPU_BATCH_SIZE, MIN_BATCH_SIZE,
 )
+from .atomic import write_file
 from .imageio import ACCEPTED_INPUTS, read_images, write_embedding
 from .schedule import PAPER_EPOCHS, batch_size_for, make_stages
 
@@ -537,8 +538,8 @@ def _output_folder(path: Path) -> Path:
 
 def _write_summary(path: Path, **summary) -> Path:
     """The demo's figures as JSON, for scripts and benchmarks."""
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return path
+    text = json.dumps(summary, indent=2, default=str) + "\n"
+    return write_file(path, lambda file: file.write(text), text=True)
 
 
 def _timed(function, *args):

@@ -10,9 +10,12 @@ coordinates are the embedding's ``(y, x)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
+
+from .atomic import write_file
 
 __all__ = [
     "MAP_KEY",
@@ -227,8 +230,11 @@ def read_map_csv(path) -> pd.DataFrame:
 
 
 def write_map_csv(table: pd.DataFrame, path) -> None:
-    """Write a map table as CSV, one row per image, without pandas' row numbers."""
-    table.to_csv(path, index=False)
+    """Write a map table as CSV, one row per image, without pandas' row numbers.
+
+    Written whole or not at all (:func:`napari_tsimcne.atomic.write_file`).
+    """
+    write_file(path, partial(table.to_csv, index=False), text=True)
 
 
 # ------------------------------------------------------------------------- layout

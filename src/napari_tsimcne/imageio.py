@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import csv
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_file
 from .datasets import read_idx
 
 __all__ = ["ACCEPTED_INPUTS", "IMAGE_SUFFIXES", "read_images", "write_embedding"]
@@ -204,20 +206,19 @@ def write_embedding(path, embedding, labels=None, files=None) -> Path:
             raise ValueError(f"{len(values)} {name}s given for {len(embedding)} embedded images.")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        _write_csv(path, embedding, columns)
-    elif suffix == ".npz":
-        np.savez(path, embedding=embedding, **{f"{name}s": values for name, values in columns.items()})
-    else:
-        raise ValueError(f"Cannot write an embedding to {path}: use a .csv or .npz file name.")
-    return path
+        return write_file(path, partial(_write_csv, embedding=embedding, columns=columns),
+                          text=True)
+    if suffix == ".npz":
+        arrays = {f"{name}s": values for name, values in columns.items()}
+        return write_file(path, partial(np.savez, embedding=embedding, **arrays))
+    raise ValueError(f"Cannot write an embedding to {path}: use a .csv or .npz file name.")
 
 
-def _write_csv(path: Path, embedding: np.ndarray, columns: dict) -> None:
+def _write_csv(file, embedding: np.ndarray, columns: dict) -> None:
     dims = ["x", "y"] if embedding.shape[1] == 2 else [f"dim{i}" for i in range(embedding.shape[1])]
-    with open(path, "w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(["index", *dims, *columns])
-        for index, point in enumerate(embedding):
-            # 9 significant digits restore a float32 exactly.
-            coordinates = [f"{value:.9g}" for value in point]
-            writer.writerow([index, *coordinates, *(values[index] for values in columns.values())])
+    writer = csv.writer(file)
+    writer.writerow(["index", *dims, *columns])
+    for index, point in enumerate(embedding):
+        # 9 significant digits restore a float32 exactly.
+        coordinates = [f"{value:.9g}" for value in point]
+        writer.writerow([index, *coordinates, *(values[index] for values in columns.values())])

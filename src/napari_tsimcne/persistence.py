@@ -2,20 +2,20 @@
 
 Files are read with ``torch.load(weights_only=True)``, which refuses to
 unpickle arbitrary objects, so opening a model file from someone else cannot
-run code.  Writes go to a temporary file in the same folder, are flushed to
-disk and then renamed over the target, so a crash never leaves a truncated
-file in place of a good one.
+run code.  Files are written with :func:`napari_tsimcne.atomic.write_file`, so
+a crash or a full disk never leaves a truncated file in place of a good one.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import torch
+
+from .atomic import write_file
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "read_model_file", "write_model_file"]
 
@@ -24,41 +24,14 @@ FORMAT_VERSION = 1
 
 
 def write_model_file(path, payload: dict, kind: str = FORMAT) -> Path:
-    """Atomically write ``payload`` (tensors and plain values) to ``path``.
+    """Write ``payload`` (tensors and plain values) to ``path`` whole or not at all.
 
     ``kind`` names the file's format (models, or checkpoints).  A full disk
-    raises ``OSError`` naming the file, and leaves any earlier file intact.
+    raises ``OSError`` naming the file, and leaves any earlier file intact
+    (see :func:`napari_tsimcne.atomic.write_file`).
     """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Cannot save to {path}: the folder {folder} does not exist.")
     payload = {"format": kind, "format_version": FORMAT_VERSION, **payload}
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        # mkstemp creates the file readable by its owner only; give the model
-        # file the permissions any other new file would get.
-        os.chmod(temporary, 0o666 & ~_current_umask())
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
-        raise OSError(error.errno, f"Could not write {path} ({error.strerror or error}); "
-                      "any earlier file there is unchanged. Free disk space or choose "
-                      "another folder.") from None
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return write_file(path, partial(torch.save, payload))
 
 
 def read_model_file(path, kind: str = FORMAT) -> dict:

@@ -7,11 +7,14 @@ plotting neither opens a window nor changes the backend of an application
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from .atomic import write_file
 
 __all__ = ["plot_embedding"]
 
@@ -81,9 +84,8 @@ def plot_embedding(
         legend = axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
         for handle in legend.legend_handles:
             handle.set_sizes([LEGEND_MARKER_SIZE])  # the map's tiny dots would be unreadable
-    path = Path(path)
-    figure.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
-    return path
+    return write_file(path, partial(figure.savefig, format="png", dpi=dpi, bbox_inches="tight",
+                                    facecolor="white"))
 
 
 def _check_points(points, name: str) -> np.ndarray:
