@@ -11,10 +11,11 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import FAST_PARAMS, disk_full_after
+from conftest import FAST_PARAMS, disk_full_after, fill_disk
 
 from napari_tsimcne import TSimCNE, TrainingStopped, checkpoint, trainer
-from napari_tsimcne.checkpoint import CheckpointFolder
+from napari_tsimcne.checkpoint import CheckpointFolder, checkpoint_size
+from napari_tsimcne.network import TSimCNENetwork
 
 PARAMS = {**FAST_PARAMS, "epochs": (3, 2, 3)}
 
@@ -135,6 +136,49 @@ def test_a_full_disk_while_writing_keeps_the_previous_checkpoint(images, tmp_pat
     assert "unexpected pos" in str(full.errors[0])  # what torch raised
     assert sorted(os.listdir(tmp_path)) == ["checkpoint-0-00001.pt", "checkpoint-0-00002.pt"]
     assert CheckpointFolder(tmp_path, 1).latest()["epoch"] == 2
+
+
+def first_run_needs(tmp_path) -> int:
+    """The free space a new run of ``PARAMS`` asks for its checkpoints (1-channel images)."""
+    network = TSimCNENetwork(PARAMS["backbone"], 1, 128, PARAMS["hidden_dim"])
+    return CheckpointFolder(tmp_path / "empty", 1).space_needed(checkpoint_size(network))
+
+
+def test_a_disk_that_fills_during_training_is_an_os_error(images, tmp_path, small_disk):
+    disk = small_disk(first_run_needs(tmp_path) + (256 << 10))
+    folder = disk / "checkpoints"
+
+    def fill_after_first_epoch(stage, epoch, loss):
+        if (stage, epoch) == (0, 0):
+            fill_disk(disk, leave=4096)
+
+    with pytest.raises(OSError, match="No space left on device.*Free some disk space") as raised:
+        TSimCNE(**PARAMS, checkpoint_dir=folder, checkpoint_every=1,
+                callbacks=[fill_after_first_epoch]).fit(images)
+    assert raised.value.errno == errno.ENOSPC
+    assert [path.name for path in folder.iterdir()] == ["checkpoint-0-00001.pt"]
+    assert CheckpointFolder(folder, 1).latest()["epoch"] == 1
+
+
+@pytest.mark.parametrize("existing, needed", [
+    ([], 300), ([100], 200), ([100, 100], 100), ([100, 50], 150), ([150, 150], 100),
+    ([60, 60], 180),
+])
+def test_the_space_check_counts_the_checkpoints_rotation_deletes(tmp_path, existing, needed):
+    # existing: sizes of the checkpoints in the folder, newest first; new ones take 100 bytes
+    for epoch, size in enumerate(reversed(existing), start=1):
+        (tmp_path / f"checkpoint-0-{epoch:05d}.pt").write_bytes(bytes(size))
+    assert CheckpointFolder(tmp_path, 1).space_needed(100) == needed
+
+
+def test_a_run_that_fitted_on_a_disk_can_be_resumed_on_it(images, uninterrupted, tmp_path,
+                                                         small_disk):
+    disk = small_disk(first_run_needs(tmp_path) + (64 << 10))
+    TSimCNE(**PARAMS, checkpoint_dir=disk, checkpoint_every=1,
+            callbacks=[StopAt(2, 0)]).fit(images)
+    assert len(CheckpointFolder(disk, 1).paths()) == checkpoint.KEEP
+    resumed = TSimCNE(**PARAMS, checkpoint_dir=disk, checkpoint_every=1)
+    np.testing.assert_array_equal(resumed.fit_transform(images, resume=True), uninterrupted[0])
 
 
 def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(

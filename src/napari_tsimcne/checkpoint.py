@@ -27,7 +27,7 @@ from pathlib import Path
 from . import distributed
 from .persistence import read_model_file, write_model_file
 
-__all__ = ["KEEP", "CheckpointFolder"]
+__all__ = ["KEEP", "CheckpointFolder", "checkpoint_size"]
 
 KIND = "napari-tsimcne-checkpoint"
 #: Checkpoints kept in the folder (the newest ones).
@@ -63,8 +63,8 @@ class CheckpointFolder:
     def check_writable(self, checkpoint_bytes: int) -> None:
         """Fail now, before training, if checkpoints cannot be written here.
 
-        Creates the folder, writes and removes a probe file, and asks for free
-        space for :data:`KEEP` checkpoints plus the one being written.
+        Creates the folder, writes and removes a probe file, and asks for the
+        free space of :meth:`space_needed`.
         """
         if not distributed.is_main_process():
             return
@@ -77,7 +77,7 @@ class CheckpointFolder:
                 f"Cannot write checkpoints to {self.folder}: {error.strerror or error}. "
                 "Choose a folder you can write to (checkpoint_dir; on the command line, --out)."
             ) from None
-        needed = (KEEP + 1) * checkpoint_bytes
+        needed = self.space_needed(checkpoint_bytes)
         free = shutil.disk_usage(self.folder).free
         if free < needed:
             raise OSError(
@@ -85,6 +85,23 @@ class CheckpointFolder:
                 f"about {needed / 2**20:.0f} MiB, {free / 2**20:.0f} MiB are free. Free some "
                 "space or choose another checkpoint folder."
             )
+
+    def space_needed(self, checkpoint_bytes: int) -> int:
+        """Free bytes a run writing checkpoints of ``checkpoint_bytes`` here needs at most.
+
+        The folder holds up to :data:`KEEP` checkpoints plus the one being
+        written.  Checkpoints already here (those a resumed run continues
+        from) take space now, but each write is followed by the deletion of
+        all but the newest :data:`KEEP`, which frees theirs: before write
+        ``k`` the new files take ``k`` checkpoints and the rotations so far
+        have freed the existing files beyond the newest ``KEEP - k + 1``.
+        """
+        existing = [path.stat().st_size for path in self.paths()]  # newest first
+        needed = 0
+        for k in range(1, KEEP + 2):
+            freed = 0 if k == 1 else sum(existing[max(KEEP - k + 1, 0):])
+            needed = max(needed, k * checkpoint_bytes - freed)
+        return needed
 
     def write(self, stage: int, epochs_done: int, training_state: dict) -> Path | None:
         """Write a checkpoint atomically and drop all but the newest :data:`KEEP`.
@@ -119,6 +136,13 @@ class CheckpointFolder:
             except ValueError as error:
                 warnings.warn(f"Skipping a damaged checkpoint: {error}", stacklevel=2)
         return None
+
+
+def checkpoint_size(network) -> int:
+    """About the size of a checkpoint: weights and buffers, and SGD's momentum per weight."""
+    weights = sum(p.numel() * p.element_size() for p in network.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in network.buffers())
+    return 2 * weights + buffers + 2**20
 
 
 def read_checkpoint(path) -> dict:

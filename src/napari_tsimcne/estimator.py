@@ -21,7 +21,7 @@ from . import __version__, data, distributed
 from .augmentation import make_augmentation
 from .budget import BUDGET_SPLIT, measure_costs, plan_epochs, revise_plan
 from .callbacks import Callback
-from .checkpoint import CheckpointFolder, read_checkpoint
+from .checkpoint import CheckpointFolder, checkpoint_size, read_checkpoint
 from .clock import TimeLeft, format_duration
 from .defaults import data_defaults
 from .data import (
@@ -399,7 +399,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
                                      self.hidden_dim).to(device)
             _set_channel_statistics(network, images)
             if checkpoints is not None:
-                checkpoints.check_writable(_checkpoint_bytes(network))
+                checkpoints.check_writable(checkpoint_size(network))
             stopped = False
             try:
                 history = train(
@@ -791,13 +791,6 @@ def _run_value(value):
     if isinstance(value, (list, tuple)):
         return [_run_value(v) for v in value]
     return value
-
-
-def _checkpoint_bytes(network: TSimCNENetwork) -> int:
-    """About the size of a checkpoint: weights and buffers, and SGD's momentum per weight."""
-    weights = sum(p.numel() * p.element_size() for p in network.parameters())
-    buffers = sum(b.numel() * b.element_size() for b in network.buffers())
-    return 2 * weights + buffers + 2**20
 
 
 def _plain_value(value):
