@@ -372,3 +372,94 @@ def test_a_crafted_model_file_is_refused_without_advice_to_trust_it(tmp_path, ca
     err = capsys.readouterr().err
     assert "refused without being run" in err
     assert "weights_only" not in err
+
+
+# --------------------------------------------------------------------------
+# Layouts and bit depths
+
+
+def test_a_tiff_is_read_by_its_axes_metadata_and_axes_reads_it_otherwise(stack, tmp_path,
+                                                                         capsys):
+    # 20 time points of 2 planes: 40 images, or with --axes TCYX 20 images of 2 channels.
+    tifffile.imwrite(tmp_path / "tz.tif", stack.reshape(20, 2, 16, 16), imagej=True,
+                     metadata={"axes": "TZYX"})
+    assert main(["fit", str(tmp_path / "tz.tif"), "--out", str(tmp_path / "planes"),
+                 *TINY_TRAINING]) == 0
+    assert ("Note: Reading tz.tif as TZYX, from its TIFF metadata (TZYX): 40 images of "
+            "16×16 px.") in capsys.readouterr().out
+    model = TSimCNE.load(tmp_path / "planes" / "model.pt")
+    assert (model.image_shape_, model.axes, len(model.embedding_)) == ((16, 16, 1), "TZYX", 40)
+
+    assert main(["fit", str(tmp_path / "tz.tif"), "--out", str(tmp_path / "channels"),
+                 *TINY_TRAINING, "--axes", "tcyx"]) == 0
+    model = TSimCNE.load(tmp_path / "channels" / "model.pt")
+    assert (model.image_shape_, model.axes, len(model.embedding_)) == ((16, 16, 2), "TCYX", 20)
+
+
+@pytest.mark.parametrize("write", [np.save, tifffile.imwrite], ids=[".npy", "TIFF"])
+def test_an_ambiguous_stack_is_refused_naming_the_file_and_the_axes_to_choose(
+        stack, tmp_path, capsys, write):
+    path = tmp_path / ("stack.npy" if write is np.save else "stack.tif")
+    write(path, np.stack([stack, 255 - stack], axis=1))  # (40, 2, 16, 16): channels first?
+    assert main(["fit", str(path), "--out", str(tmp_path / "out"), *TINY_TRAINING]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"napari-tsimcne: error: {path} has shape (40, 2, 16, 16)")
+    assert ("--axes NCYX (channels first: 40 images of 16×16 px with 2 channels), or "
+            "--axes NZYX (every plane an image: 80 images of 16×16 px)") in err
+    assert "X has" not in err and "np." not in err and len(err.strip().splitlines()) == 1
+
+
+def test_axes_chosen_for_fit_are_the_model_s_and_transform_reads_by_them(stack, tmp_path,
+                                                                         capsys):
+    np.save(tmp_path / "stack.npy", np.stack([stack, 255 - stack], axis=1))
+    assert main(["fit", str(tmp_path / "stack.npy"), "--out", str(tmp_path / "out"),
+                 *TINY_TRAINING, "--axes", "NCYX"]) == 0
+    model = TSimCNE.load(tmp_path / "out" / "model.pt")
+    assert (model.axes, model.image_shape_) == ("NCYX", (16, 16, 2))
+    capsys.readouterr()
+    assert main(["transform", str(tmp_path / "out" / "model.pt"), str(tmp_path / "stack.npy"),
+                 "--out", str(tmp_path / "new")]) == 0
+    assert ("Reading stack.npy as NCYX, from the layout the model was trained on: 40 images "
+            "of 16×16 px with 2 channels") in capsys.readouterr().out
+    with np.load(tmp_path / "new" / "embedding.npz") as saved:
+        np.testing.assert_allclose(saved["embedding"], model.embedding_, atol=1e-5)
+
+
+def test_a_folder_of_channels_first_files_is_refused_and_read_with_axes_cyx(tmp_path, capsys):
+    from napari_tsimcne.imageio import read_images
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    images = np.random.default_rng(0).integers(0, 256, (3, 6, 16, 16), dtype=np.uint8)
+    for index, image in enumerate(images):
+        tifffile.imwrite(folder / f"cell{index}.tif", image, metadata=None)
+    assert main(["fit", str(folder), "--out", str(tmp_path / "out"), *TINY_TRAINING]) == 2
+    err = capsys.readouterr().err
+    assert (f"{folder / 'cell0.tif'} has shape (6, 16, 16): its last axis (16) is too long "
+            "to be the channels") in err and "pass --axes CYX" in err
+    read = read_images(folder, axes="CYX")
+    np.testing.assert_array_equal(np.stack(read.images), np.moveaxis(images, 1, -1))
+    # Files that record their axes (ImageJ's CYX) need no --axes.
+    recorded = tmp_path / "recorded"
+    recorded.mkdir()
+    for index, image in enumerate(images[:, :3]):
+        tifffile.imwrite(recorded / f"cell{index}.tif", image, imagej=True,
+                         metadata={"axes": "CYX"})
+    read = read_images(recorded)
+    np.testing.assert_array_equal(np.stack(read.images), np.moveaxis(images[:, :3], 1, -1))
+
+
+def test_a_folder_mixing_8_and_16_bit_files_is_refused_naming_two_files(stack, tmp_path,
+                                                                        capsys):
+    # One intensity range from the 16-bit files would make the 8-bit images black.
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index, image in enumerate(stack[:20]):
+        Image.fromarray(image).save(folder / f"a{index:02d}.png")
+    for index, image in enumerate(stack[20:]):
+        tifffile.imwrite(folder / f"b{index:02d}.tif", image.astype(np.uint16) * 16)
+    assert main(["fit", str(folder), "--out", str(tmp_path / "out"), *TINY_TRAINING]) == 2
+    err = capsys.readouterr().err
+    assert (f"The files of {folder} mix intensity scales: a00.png holds 8-bit integers "
+            "(uint8) but b00.tif holds 16-bit integers (uint16).") in err
+    assert "Save them with one bit depth" in err

@@ -227,13 +227,14 @@ BAD_INPUTS = {
     "empty list": ([], ValueError, "X is an empty list"),
     "empty dataset": (PlainImages([]), ValueError, "X is an empty dataset"),
     "single image": (ONE_IMAGE[None], ValueError, r"holds 1 image\(s\), but at least 2"),
-    "2-D array": (ONE_IMAGE, ValueError, r"shape \(16, 16\).*use X\[None\]"),
+    "2-D array": (ONE_IMAGE, ValueError, r'shape \(16, 16\).*axes="YX"'),
     "1-D array": (np.zeros(16), ValueError, r"shape \(16,\); expected a stack of images"),
     "5-D array": (np.zeros((4, 2, 16, 16, 1)), ValueError,
-                  r"shape \(4, 2, 16, 16, 1\); expected a stack"),
+                  r"shape \(4, 2, 16, 16, 1\); expected a stack.*one letter per axis"),
     "channels first": (np.zeros((4, 3, 16, 16)), ValueError,
-                       r"channels first.*np\.moveaxis\(X, 1, -1\)"),
-    "channels first, one channel": (np.zeros((4, 1, 16, 16)), ValueError, "channels first"),
+                       r'axes="NCYX" \(channels first: 4 images of 16×16 px with 3 channels\)'),
+    "channels first, one channel": (np.zeros((4, 1, 16, 16)), ValueError,
+                                    r'axes="NCYX" \(channels first: 4 images of 16×16 px\)'),
     "NaN": (with_value_at(5, np.nan), ValueError, "Image 5 of X contains NaN or infinite values"),
     "inf": (with_value_at(2, np.inf), ValueError, "Image 2 of X contains NaN or infinite values"),
     "-inf in a list": (list(with_value_at(6, -np.inf)), ValueError, "Image 6 of X contains NaN"),
@@ -245,19 +246,72 @@ BAD_INPUTS = {
                                "image 1 of X has dtype object"),
     "too small": (np.zeros((4, 6, 9), np.uint8), ValueError,
                   r"Image 0 of X is 6x9 pixels.*at least 8x8"),
-    "one small image in a list": ([ONE_IMAGE, ONE_IMAGE, np.zeros((16, 7))], ValueError,
-                                  "Image 2 of X is 16x7 pixels"),
-    "different channel counts": ([ONE_IMAGE, np.zeros((16, 16, 3))], ValueError,
+    "one small image in a list": ([ONE_IMAGE, ONE_IMAGE, np.zeros((16, 7), np.uint8)],
+                                  ValueError, "Image 2 of X is 16x7 pixels"),
+    "different channel counts": ([ONE_IMAGE, np.zeros((16, 16, 3), np.uint8)], ValueError,
                                  r"different channel counts \[1, 3\]"),
     "4-D image in a list": ([ONE_IMAGE, np.zeros((2, 16, 16, 1))], ValueError,
                             r"Image 1 of X has shape \(2, 16, 16, 1\)"),
+    "channels-first image in a list": ([np.zeros((8, 16, 16), np.uint8)] * 2, ValueError,
+                                       r"Image 0 of X has shape \(8, 16, 16\): its last axis "
+                                       r"\(16\) is too long.*np\.moveaxis\(image, 0, -1\)"),
+    "8-bit and 16-bit images in a list": (
+        [ONE_IMAGE, ONE_IMAGE, ONE_IMAGE.astype(np.uint16)], ValueError,
+        r"mix intensity scales: image 0 holds 8-bit integers \(uint8\) but image 2 holds "
+        r"16-bit integers \(uint16\).*astype\(np\.uint16\) \* 257"),
+    "stack of volumes": (np.zeros((4, 16, 16, 16)), ValueError,
+                         r'axes="NYXC" \(channels last.*axes="NZYX" \(every plane an image: '
+                         "64 images"),
+    "axes that are not a layout": ((np.zeros((4, 16, 16)), "NYC"), ValueError,
+                                   r'axes="NYC" is not a layout: Y and X'),
+    "axes of another length": ((np.zeros((4, 16, 16)), "NCYX"), ValueError,
+                               r'axes="NCYX" names 4 axes, but X has 3 \(shape \(4, 16, 16\)\)'),
 }
 
 
 @pytest.mark.parametrize("X, error, message", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
 def test_fit_rejects_bad_input_naming_the_problem(make_estimator, X, error, message):
+    X, axes = X if isinstance(X, tuple) and isinstance(X[1], str) else (X, "auto")
     with pytest.raises(error, match=message):
-        make_estimator(batch_size=2).fit(X)
+        make_estimator(batch_size=2, axes=axes).fit(X)
+
+
+# --------------------------------------------------------------------------
+# Layouts: axes
+
+
+def test_axes_read_channels_first_as_the_channels_last_array(make_estimator, tmp_path):
+    channels_last = _rng().integers(0, 256, (8, 16, 12, 6), dtype=np.uint8)
+    channels_first = np.ascontiguousarray(np.moveaxis(channels_last, -1, 1))
+    reference = make_estimator(**FIT).fit(channels_last)
+    model = make_estimator(**FIT, axes="NCYX").fit(channels_first)
+    assert model.image_shape_ == (16, 12, 6)
+    np.testing.assert_array_equal(model.embedding_, reference.embedding_)
+    # Saved with the model, and the layout transform reads by default.
+    loaded = type(model).load(model.save(tmp_path / "model.pt"))
+    assert loaded.axes == "NCYX"
+    np.testing.assert_allclose(loaded.transform(channels_first[:3]), reference.embedding_[:3],
+                               atol=1e-5)
+    np.testing.assert_allclose(loaded.transform(channels_last[:3], axes="NYXC"),
+                               reference.embedding_[:3], atol=1e-5)
+
+
+def test_axes_take_planes_as_images_or_as_channels(make_estimator):
+    # Channels between the axes of images, which cannot be merged without a copy.
+    stack = _rng().integers(0, 256, (2, 3, 4, 16, 16), dtype=np.uint8)  # (T, C, Z, Y, X)
+    planes = as_image_stack(stack, axes="TCZYX")
+    assert (len(planes), planes.n_channels) == (8, 3)
+    expected = np.moveaxis(stack, 1, -1).reshape(8, 16, 16, 3)
+    np.testing.assert_array_equal(planes.chunk(0, 8), expected)
+    np.testing.assert_array_equal(planes.take(np.array([1, 6])).images, expected[[1, 6]])
+    as_channels = as_image_stack(stack[:, 0], axes="TCYX")  # the 4 planes as channels
+    assert (len(as_channels), as_channels.n_channels) == (2, 4)
+    np.testing.assert_array_equal(as_channels.chunk(0, 2), np.moveaxis(stack[:, 0], 1, -1))
+    # The images follow the array's order of its image axes, whatever their letters.
+    transposed = as_image_stack(np.swapaxes(stack[:, 0], -1, -2), axes="ZNXY")
+    np.testing.assert_array_equal(transposed.chunk(0, 8)[..., 0], stack[:, 0].reshape(8, 16, 16))
+    model = make_estimator(**FIT, axes="TZYX").fit(stack[:, 0])
+    assert model.embedding_.shape == (8, 2) and model.image_shape_ == (16, 16, 1)
 
 
 def test_too_small_images_are_rejected_even_with_image_size(make_estimator):

@@ -66,6 +66,7 @@ def test_get_params_lists_every_init_parameter_and_set_params_changes_them():
         "device", "random_state", "verbose", "callbacks", "pretrain_dim", "pretrain_loss",
         "hidden_dim", "weight_decay", "momentum", "warmup_epochs", "crop_scale", "precision",
         "compile", "stream", "checkpoint_dir", "checkpoint_every", "recipe", "time_budget",
+        "axes",
     }
     assert (params["batch_size"], params["backbone"], params["epochs"]) == (
         64, "resnet10-w8", (1000, 50, 450))

@@ -275,21 +275,33 @@ def test_constant_stacks_map_to_black_or_their_fixed_level(value, dtype, channel
 
 
 @settings(SETTINGS, max_examples=30)
-@given(dtype=st.sampled_from(DTYPES), n=st.integers(1, 4), c=st.integers(1, 4),
-       h=st.integers(8, 32), w=st.integers(8, 32))
-def test_channels_first_arrays_are_refused_suggesting_moveaxis(dtype, n, c, h, w):
-    with pytest.raises(ValueError, match=r"channels first.*np\.moveaxis\(X, 1, -1\)"):
-        as_image_stack(np.zeros((n, c, h, w), dtype))
+@given(dtype=st.sampled_from(DTYPES), n=st.integers(1, 4), c=st.integers(1, 16),
+       h=st.integers(32, 48), w=st.integers(32, 48))
+def test_channels_first_arrays_are_refused_offering_both_readings_and_read_with_axes(
+        dtype, n, c, h, w):
+    # A ramp, so that a wrong order of axes shows.
+    X = (np.arange(n * c * h * w) % 251).reshape(n, c, h, w).astype(dtype)
+    with pytest.raises(ValueError, match=re.escape(f"shape {X.shape}") + r".*" + re.escape(
+            f'axes="NCYX" (channels first: {n} image') + r".*" + re.escape(
+            f'axes="NZYX" (every plane an image: {n * c} image')):
+        as_image_stack(X)
+    stack = as_image_stack(X, axes="NCYX")
+    assert (len(stack), stack.n_channels, stack.common_size()) == (n, c, (h, w))
+    np.testing.assert_array_equal(stack.chunk(0, n), np.moveaxis(X, 1, -1))
+    planes = as_image_stack(X, axes="NZYX")
+    assert (len(planes), planes.n_channels) == (n * c, 1)
+    np.testing.assert_array_equal(planes.chunk(0, n * c)[..., 0], X.reshape(n * c, h, w))
 
 
 @settings(SETTINGS, max_examples=30)
 @given(dtype=st.sampled_from(DTYPES), h=st.integers(8, 32), w=st.integers(8, 32),
        c=st.integers(1, 4))
 def test_single_images_are_refused_with_a_hint(dtype, h, w, c):
-    with pytest.raises(ValueError, match=re.escape(f"shape {(h, w)}") + r".*X\[None\]"):
+    with pytest.raises(ValueError, match=re.escape(f"shape {(h, w)}") + '.*axes="YX"'):
         as_image_stack(np.zeros((h, w), dtype))
-    with pytest.raises(ValueError, match=re.escape(f"shape {(h, w, c)}") + r".*X\[None\]"):
+    with pytest.raises(ValueError, match=re.escape(f"shape {(h, w, c)}") + '.*axes="YXC"'):
         as_image_stack(np.zeros((h, w, c), dtype))
+    assert len(as_image_stack(np.zeros((h, w, c), dtype), axes="YXC")) == 1
 
 
 @settings(SETTINGS, max_examples=30)
@@ -347,14 +359,19 @@ def test_unreadable_inputs_are_refused(X):
 # Lists of images of mixed sizes and dtypes
 
 
+#: Dtypes whose intensities share a scale, and so may be mixed in one list.
+SCALES = [[np.dtype(bool)], [np.dtype(np.uint8), np.dtype(np.int8)],
+          [np.dtype(np.uint16), np.dtype(np.int16)], [np.dtype(np.int32)], FLOAT_DTYPES]
+
+
 @st.composite
 def image_lists(draw):
-    """Lists of 2-D or 3-D finite images of different sizes, one or several dtypes."""
+    """Lists of 2-D or 3-D finite images of different sizes, one dtype or several of one scale."""
     c = draw(CHANNELS)
     n = draw(st.integers(1, 5))
     mixed = draw(st.booleans())
-    dtypes = draw(st.lists(st.sampled_from(DTYPES), min_size=n, max_size=n)) if mixed else \
-        [draw(st.sampled_from(DTYPES))] * n
+    dtypes = draw(st.lists(st.sampled_from(draw(st.sampled_from(SCALES))), min_size=n,
+                           max_size=n)) if mixed else [draw(st.sampled_from(DTYPES))] * n
     images = []
     for dtype in dtypes:
         h, w = draw(st.integers(8, 20)), draw(st.integers(8, 20))
@@ -488,11 +505,15 @@ def test_huge_finite_values_are_not_mistaken_for_infinite():
     assert np.isfinite(estimator.fit_transform(X)).all()
 
 
-def test_a_list_mixing_uint8_and_uint16_images_is_mapped_by_percentiles():
-    # uint8's fixed range [0, 255], taken from the first image, would saturate the second.
-    ramp = np.arange(64).reshape(8, 8)
-    images = [ramp.astype(np.uint8), (ramp * 64).astype(np.uint16)]
-    _, intensity_range, out = run_pipeline(images)
-    np.testing.assert_allclose(intensity_range, expected_range(
-        np.concatenate([image.reshape(-1, 1) for image in images])))
-    assert len(torch.unique(out[1])) == 64
+@settings(SETTINGS, max_examples=30)
+@given(scales=st.lists(st.sampled_from(SCALES), min_size=2, max_size=2, unique_by=id),
+       data=st.data())
+def test_lists_mixing_intensity_scales_are_refused_naming_two_images(scales, data):
+    # One range for 8-bit and 16-bit images would leave the 8-bit ones black.
+    first, other = (data.draw(st.sampled_from(scale)) for scale in scales)
+    n_before = data.draw(st.integers(1, 3), label="images of the first scale")
+    images = [np.zeros((8, 8), first)] * n_before + [np.zeros((8, 8), other)]
+    with pytest.raises(ValueError, match=re.escape(
+            f"The images of X mix intensity scales: image 0 holds ") + r".*" + re.escape(
+            f"({first}) but image {n_before} holds ") + r".*" + re.escape(f"({other})")):
+        as_image_stack(images)

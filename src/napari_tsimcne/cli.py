@@ -25,7 +25,7 @@ from .defaults import (
     CPU_BATCH_SIZE, DEFAULT_MINUTES, DEFAULT_SEED, GPU_BATCH_SIZE, MIN_BATCH_SIZE,
 )
 from .atomic import write_file
-from .imageio import ACCEPTED_INPUTS, read_images, write_embedding
+from .imageio import ACCEPTED_INPUTS, embedding_file_size, read_images, write_embedding
 from .schedule import PAPER_EPOCHS, batch_size_for, make_stages
 
 __all__ = ["DEMO_SETTINGS", "main"]
@@ -69,6 +69,9 @@ DEMO_SETTINGS = {
         "augmentation": "natural",
     },
 }
+
+#: Room left for the demo's summary.json when checking the free space.
+SUMMARY_SIZE = 2**16
 
 #: Errors caused by the user's input, reported in one line without a traceback.
 #: (sklearn's NotFittedError is a ValueError; FileNotFoundError is an OSError;
@@ -126,7 +129,12 @@ def _add_fit_parser(commands) -> None:
         "defaults suit a CPU; on a GPU use more epochs and a larger batch.",
     )
     fit.add_argument("input", metavar="INPUT", help=f"the images: {ACCEPTED_INPUTS}")
-    _add_output_argument(fit, required=True)
+    _add_axes_argument(fit, otherwise="refused, naming the layouts to choose from")
+    _add_output_argument(fit, required=True, replacing=(
+        "results already there (of an earlier fit or another command) are replaced only "
+        "with --overwrite, or with --resume when it continues that fit"),
+        overwriting="replace the results already in --out, and delete an earlier run's "
+        "checkpoints there before training")
     _add_training_arguments(
         fit, epochs_default=f"none: --minutes {DEFAULT_MINUTES}",
         minutes_default=f"{DEFAULT_MINUTES} unless --epochs is given")
@@ -192,7 +200,10 @@ def _add_transform_parser(commands) -> None:
     )
     transform.add_argument("model", metavar="MODEL", help="model file written by 'fit' (model.pt)")
     transform.add_argument("input", metavar="INPUT", help=f"the new images: {ACCEPTED_INPUTS}")
-    _add_output_argument(transform, required=True)
+    _add_axes_argument(transform, otherwise="the layout the model was trained on")
+    _add_output_argument(transform, required=True, replacing=(
+        "an earlier transform's results there are replaced, those of other commands only "
+        "with --overwrite"), overwriting=_OVERWRITE_OTHERS)
     _add_device_argument(transform)
     transform.set_defaults(run=run_transform)
 
@@ -219,7 +230,9 @@ def _add_demo_parser(commands) -> None:
                       help=f"number of training images (default: {_demo_defaults('n_train')})")
     demo.add_argument("--n-test", type=int, default=None, metavar="M",
                       help=f"number of held-out images (default: {_demo_defaults('n_test')})")
-    _add_output_argument(demo, required=False)
+    _add_output_argument(demo, required=False, replacing=(
+        "an earlier demo's results there are replaced, those of other commands only with "
+        "--overwrite"), overwriting=_OVERWRITE_OTHERS)
     _add_training_arguments(demo, epochs_default=_demo_defaults("epochs"),
                             minutes_default="none: the epochs above")
     demo.set_defaults(run=run_demo)
@@ -244,12 +257,32 @@ def _demo_defaults(key: str) -> str:
     return ", ".join(f"{name}: {text(settings[key])}" for name, settings in DEMO_SETTINGS.items())
 
 
-def _add_output_argument(parser, *, required: bool) -> None:
+_OVERWRITE_OTHERS = "replace the results of other commands already in --out"
+
+
+def _add_output_argument(parser, *, required: bool, replacing: str, overwriting: str) -> None:
+    """``--out`` and ``--overwrite``; ``replacing`` says which results in --out are replaced
+    without ``--overwrite``, ``overwriting`` what ``--overwrite`` does."""
     default = None if required else Path("demo-output")
     parser.add_argument(
         "--out", type=Path, required=required, default=default, metavar="DIR",
-        help="folder for the results; created if missing, files in it are replaced"
-        + ("" if required else " (default: %(default)s)"),
+        help="folder for the results, created if missing"
+        + ("" if required else " (default: %(default)s)") + f"; {replacing}. Writability "
+        "and free space are checked before the work starts, and the new results appear "
+        "together or not at all",
+    )
+    parser.add_argument("--overwrite", action="store_true", help=overwriting)
+
+
+def _add_axes_argument(parser, *, otherwise: str) -> None:
+    parser.add_argument(
+        "--axes", type=str.upper, default=None, metavar="LETTERS",
+        help="the layout of INPUT, one letter per axis: N, T or Z for axes along which the "
+        "images lie (every index along them an image), C for channels, Y and X for height "
+        "and width; e.g. NCYX for channels first, TZYX for every plane of every time point "
+        "as an image, TCYX for the planes as channels. For a folder, the layout of each "
+        "file (CYX for channels first). Default: the axes a TIFF file records, else "
+        "(N, H, W) or (N, H, W, C) where the shape leaves no doubt, else " + otherwise,
     )
 
 
@@ -295,14 +328,19 @@ def _learning_rate(text: str):
 # ---------------------------------------------------------------- commands
 def run_fit(args) -> None:
     """``fit``: train on INPUT and write the map, the model and a plot to ``--out``."""
-    from . import distributed
+    from . import distributed, outputs
+    from .checkpoint import CheckpointFolder
+    from .data import as_image_stack
     from .estimator import TSimCNE
     from .plotting import plot_embedding
 
-    images, labels, files = read_images(args.input, return_files=True)
-    out = _output_folder(args.out)
+    collection = read_images(args.input, axes=args.axes)
+    images, labels, files, n_images = (collection.images, collection.labels, collection.files,
+                                       collection.n_images)
+    _print_note(collection.note)
+    out = outputs.prepare(args.out, "fit", overwrite=args.overwrite, resume=args.resume)
     minutes = DEFAULT_MINUTES if args.epochs is None and args.minutes is None else args.minutes
-    batch_size = "auto" if args.batch_size is None else _batch_size(args.batch_size, len(images))
+    batch_size = "auto" if args.batch_size is None else _batch_size(args.batch_size, n_images)
     estimator = TSimCNE(
         epochs=tuple(args.epochs) if args.epochs else PAPER_EPOCHS,
         time_budget=_seconds(minutes), batch_size=batch_size,
@@ -310,21 +348,28 @@ def run_fit(args) -> None:
         image_size="auto" if args.image_size is None else args.image_size,
         device=args.device, random_state=args.seed,
         verbose=not args.quiet, precision=args.precision, compile=args.compile,
-        checkpoint_dir=out / "checkpoints" if args.checkpoint_every or args.resume else None,
-        checkpoint_every=args.checkpoint_every or 10,
+        checkpoint_dir=out / outputs.CHECKPOINTS if args.checkpoint_every or args.resume else None,
+        checkpoint_every=args.checkpoint_every or 10, axes=collection.axes,
     )
     if args.checkpoint_every < 0:
         raise ValueError(f"--checkpoint-every must be 0 or more, got {args.checkpoint_every}.")
+    model_size, checkpoint_size = outputs.model_sizes(
+        estimator, n_images, as_image_stack(images, axes=collection.axes).n_channels)
+    needed = _map_files_size(n_images, labels, files) + model_size
+    if estimator.checkpoint_dir is not None:
+        needed += CheckpointFolder(estimator.checkpoint_dir, 1).space_needed(checkpoint_size)
+    outputs.check_space(out, needed)
     embedding, seconds = _timed(partial(estimator.fit_transform, resume=args.resume), images)
     if not distributed.is_main_process():
         return  # under torchrun, rank 0 writes the results
-    written = [
-        write_embedding(out / "embedding.csv", embedding, labels, files),
-        write_embedding(out / "embedding.npz", embedding, labels, files),
-        estimator.save(out / "model.pt"),
-        plot_embedding(embedding, labels, out / "map.png",
-                       title=f"t-SimCNE map of {len(embedding)} images"),
-    ]
+    with outputs.publish(out, "fit"):
+        written = [
+            write_embedding(out / "embedding.csv", embedding, labels, files),
+            write_embedding(out / "embedding.npz", embedding, labels, files),
+            estimator.save(out / "model.pt"),
+            plot_embedding(embedding, labels, out / "map.png",
+                           title=f"t-SimCNE map of {len(embedding)} images"),
+        ]
     print(f"Trained on {len(embedding)} images ({_describe(estimator)}) in "
           f"{format_duration(seconds)}.")
     _print_written(written)
@@ -332,31 +377,39 @@ def run_fit(args) -> None:
 
 def run_transform(args) -> None:
     """``transform``: place INPUT on the map of MODEL and write the result to ``--out``."""
+    from . import outputs
     from .estimator import TSimCNE
     from .plotting import plot_embedding
 
     estimator = TSimCNE.load(args.model, device=args.device)
-    images, labels, files = read_images(args.input, return_files=True)
-    out = _output_folder(args.out)
-    embedding, seconds = _timed(estimator.transform, images)
-    written = [
-        write_embedding(out / "embedding.csv", embedding, labels, files),
-        write_embedding(out / "embedding.npz", embedding, labels, files),
-        plot_embedding(
-            estimator.embedding_, path=out / "map.png", new_points=embedding,
-            title=f"{len(embedding)} new images on the map of {len(estimator.embedding_)} "
-            "training images",
-        ),
-    ]
+    collection = read_images(args.input, axes=args.axes, fallback_axes=(
+        None if estimator.axes == "auto" else estimator.axes))
+    images, labels, files = collection.images, collection.labels, collection.files
+    _print_note(collection.note)
+    out = outputs.prepare(args.out, "transform", overwrite=args.overwrite)
+    outputs.check_space(out, _map_files_size(collection.n_images, labels, files))
+    embedding, seconds = _timed(partial(estimator.transform, axes=collection.axes), images)
+    with outputs.publish(out, "transform"):
+        written = [
+            write_embedding(out / "embedding.csv", embedding, labels, files),
+            write_embedding(out / "embedding.npz", embedding, labels, files),
+            plot_embedding(
+                estimator.embedding_, path=out / "map.png", new_points=embedding,
+                title=f"{len(embedding)} new images on the map of {len(estimator.embedding_)} "
+                "training images",
+            ),
+        ]
     print(f"Placed {len(embedding)} images on the map in {format_duration(seconds)}.")
     _print_written(written)
 
 
 def run_demo(args) -> None:
     """``demo``: train on a bundled dataset, place held-out images and report kNN accuracy."""
+    from . import outputs
+    from .data import as_image_stack
     from .estimator import TSimCNE
     from .metrics import knn_accuracy, pixel_tsne_baseline
-    from .plotting import plot_embedding
+    from .plotting import plot_embedding, png_size
 
     settings = dict(DEMO_SETTINGS[args.dataset])
     n_train, n_test = settings.pop("n_train"), settings.pop("n_test")
@@ -367,13 +420,18 @@ def run_demo(args) -> None:
     train_images, train_labels, test_images, test_labels = _demo_data(
         args.dataset, n_train, n_test, args.seed
     )
-    out = _output_folder(args.out)
+    out = outputs.prepare(args.out, "demo", overwrite=args.overwrite)
     if args.epochs is not None:
         settings["epochs"] = tuple(args.epochs)
     settings["time_budget"] = _seconds(args.minutes)
     settings["batch_size"] = _batch_size(settings["batch_size"], len(train_images))
     estimator = TSimCNE(**settings, device=args.device, random_state=args.seed,
                         verbose=not args.quiet)
+    model_size, _ = outputs.model_sizes(estimator, len(train_images),
+                                        as_image_stack(train_images).n_channels)
+    outputs.check_space(out, png_size() + model_size + SUMMARY_SIZE
+                        + embedding_file_size("embedding.csv", len(train_images), train_labels)
+                        + embedding_file_size("held_out.csv", len(test_images), test_labels))
     print(f"Training on {len(train_images)} {args.dataset} images ({_describe(estimator)}); "
           f"{len(test_images)} images are held out.")
     start = time.perf_counter()
@@ -384,24 +442,25 @@ def run_demo(args) -> None:
     pixel_train, pixel_test = pixel_tsne_baseline(train_images, test_images,
                                                   random_state=args.seed)
     pixel_accuracy = knn_accuracy(pixel_train, train_labels, pixel_test, test_labels, k=15)
-    written = [
-        plot_embedding(
-            embedding, train_labels, out / "map.png", new_points=test_embedding,
-            class_names=_class_names(args.dataset), new_points_label="held out",
-            title=f"t-SimCNE map of {args.dataset}: kNN accuracy of held-out images "
-            f"{accuracy:.1%} (t-SNE on pixels: {pixel_accuracy:.1%})",
-        ),
-        write_embedding(out / "embedding.csv", embedding, train_labels),
-        write_embedding(out / "held_out.csv", test_embedding, test_labels),
-        estimator.save(out / "model.pt"),
-        _write_summary(out / "summary.json", dataset=args.dataset, n_train=len(train_images),
-                       n_test=len(test_images), knn_accuracy=accuracy,
-                       pixel_tsne_knn_accuracy=pixel_accuracy, wall_s=seconds,
-                       epochs=list(estimator.epochs_),
-                       device=str(estimator.device_), backbone=estimator.backbone_,
-                       settings={k: v for k, v in estimator.get_params().items()
-                                 if k != "callbacks"}),
-    ]
+    with outputs.publish(out, "demo"):
+        written = [
+            plot_embedding(
+                embedding, train_labels, out / "map.png", new_points=test_embedding,
+                class_names=_class_names(args.dataset), new_points_label="held out",
+                title=f"t-SimCNE map of {args.dataset}: kNN accuracy of held-out images "
+                f"{accuracy:.1%} (t-SNE on pixels: {pixel_accuracy:.1%})",
+            ),
+            write_embedding(out / "embedding.csv", embedding, train_labels),
+            write_embedding(out / "held_out.csv", test_embedding, test_labels),
+            estimator.save(out / "model.pt"),
+            _write_summary(out / "summary.json", dataset=args.dataset, n_train=len(train_images),
+                           n_test=len(test_images), knn_accuracy=accuracy,
+                           pixel_tsne_knn_accuracy=pixel_accuracy, wall_s=seconds,
+                           epochs=list(estimator.epochs_),
+                           device=str(estimator.device_), backbone=estimator.backbone_,
+                           settings={k: v for k, v in estimator.get_params().items()
+                                     if k != "callbacks"}),
+        ]
     print(f"kNN accuracy (k=15) of the {len(test_images)} held-out images: {accuracy:.3f}")
     print(f"The same with openTSNE on the images' pixels:  {pixel_accuracy:.3f}")
     print("Wall time (training and placing the held-out images): "
@@ -528,12 +587,12 @@ def _batch_size(requested: int, n_images: int) -> int:
     return batch_size
 
 
-def _output_folder(path: Path) -> Path:
-    """Create the output folder before training, so that a bad --out fails early."""
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"--out {path} is a file; pass a folder for the results.")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def _map_files_size(n_images: int, labels, files) -> int:
+    """About the bytes of the embedding.csv, embedding.npz and map.png of fit and transform."""
+    from .plotting import png_size
+
+    return png_size() + sum(embedding_file_size(name, n_images, labels, files)
+                            for name in ("embedding.csv", "embedding.npz"))
 
 
 def _write_summary(path: Path, **summary) -> Path:
@@ -569,6 +628,11 @@ def _describe(estimator) -> str:
     else:
         schedule = "epochs " + " ".join(str(e) for e in estimator.epochs)
     return f"{schedule}, batch size {getattr(estimator, 'batch_size_', estimator.batch_size)}"
+
+
+def _print_note(note: str | None) -> None:
+    if note is not None:
+        print(f"Note: {note}")
 
 
 def _print_written(paths) -> None:

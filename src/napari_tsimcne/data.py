@@ -4,7 +4,10 @@ Accepted inputs
 ---------------
 * a numpy array (or anything ``np.asarray`` takes) of shape ``(N, H, W)`` for
   one channel or ``(N, H, W, C)`` with channels **last**, as napari and
-  scikit-image store stacks; memory-mapped arrays are read in chunks;
+  scikit-image store stacks; memory-mapped arrays are read in chunks.  Any
+  other layout (channels first, time points and planes, ...) is read as its
+  ``axes`` string says (see :mod:`napari_tsimcne.axes`); without one, an
+  array whose last axis is too long for channels is refused, never guessed;
 * a list or tuple of 2-D ``(H, W)`` or 3-D ``(H, W, C)`` arrays, possibly of
   different sizes, which are resized to a common size;
 * a ``torch.utils.data.Dataset`` whose items are an image or a tuple
@@ -15,8 +18,11 @@ Dtypes bool, integer and float are accepted.  Intensities are mapped to
 ``[0, 1]`` per channel with an *intensity range* fitted once on the training
 images: ``[0, 255]`` for uint8, ``[0, 1]`` for bool, and otherwise the 0.1th
 and 99.9th percentiles of each channel, so that a 12-bit camera in a 16-bit
-file and a float image both fill the range.  The mapped images are stored as
-uint8 ``(N, C, H, W)``: a quarter of float32's memory, and precise enough for
+file and a float image both fill the range.  A list whose images have
+intensities on different scales (8-bit and 16-bit integers, integers and
+floats, bool and numbers) is refused: one range for all would leave the
+images of the smaller scale black.  The mapped images are stored as uint8
+``(N, C, H, W)``: a quarter of float32's memory, and precise enough for
 augmented training.  ``transform`` maps new images with the fitted range.
 """
 
@@ -31,11 +37,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .axes import image_layout, layout_of
 from .backbones import MIN_IMAGE_SIZE
 
 __all__ = [
-    "DeviceImages", "ImageStack", "StreamedImages", "as_image_stack", "fit_intensity_range",
-    "should_stream", "to_uint8_tensor",
+    "DeviceImages", "ImageStack", "StreamedImages", "as_image_stack", "check_one_scale",
+    "fit_intensity_range", "should_stream", "to_uint8_tensor",
 ]
 
 #: Images converted per chunk, which bounds the memory of the float copy.
@@ -86,9 +93,12 @@ class ImageStack:
         return ImageStack(images, self.n_channels, self.sizes[indices], self.positions[indices])
 
 
-def as_image_stack(X, *, what: str = "X", min_images: int = 1) -> ImageStack:
+def as_image_stack(X, *, what: str = "X", min_images: int = 1, axes: str = "auto") -> ImageStack:
     """Validate ``X`` (see the module docstring) and wrap it as an :class:`ImageStack`.
 
+    ``axes`` is the layout of an array ``X`` (see :mod:`napari_tsimcne.axes`;
+    ``"auto"``: ``(N, H, W)`` or ``(N, H, W, C)``); lists and datasets hold
+    one image per item in their documented layouts and do not use it.
     Raises ``TypeError`` or ``ValueError`` naming the problem and the fix.
     Non-finite values are detected later, while converting, without an extra pass.
     """
@@ -97,7 +107,7 @@ def as_image_stack(X, *, what: str = "X", min_images: int = 1) -> ImageStack:
     if isinstance(X, (list, tuple)):
         stack = _list_stack(X, what)
     else:
-        stack = _array_stack(X, what)
+        stack = _array_stack(X, what, axes)
     if len(stack) < min_images:
         raise ValueError(
             f"{what} holds {len(stack)} image(s), but at least {min_images} are needed: "
@@ -123,26 +133,50 @@ def _check_dtype(dtype: np.dtype, what: str) -> None:
 
 
 class LazyArray:
-    """Channels-last view of a lazily read array (dask, zarr, h5py): nothing is read up front.
+    """Channels-last stack ``(N, H, W, C)`` of an array read image by image as it is indexed.
 
-    ``(N, H, W)`` arrays get their channel axis on reading; slices and index
-    arrays come back as numpy arrays.
+    For lazily read arrays (dask, zarr, h5py) nothing is read up front, and
+    for numpy arrays whose axes of images cannot be merged into one without a
+    copy (such as the time points and planes of ``"TCZYX"``) nothing is
+    copied up front.  ``layout`` (:class:`~napari_tsimcne.axes.Layout`) says
+    what the array's axes are; an int gives one image ``(H, W, C)``, slices
+    and index arrays give numpy arrays ``(n, H, W, C)``.
     """
 
-    def __init__(self, array):
+    def __init__(self, array, layout):
         self.array = array
+        self.layout = layout
         self.dtype = np.dtype(array.dtype)
-        self.shape = tuple(array.shape) + ((1,) if len(array.shape) == 3 else ())
+        self.shape = (layout.n_images, *layout.image_size, layout.n_channels)
+        # Where Y, X and C are among the axes left after indexing one image.
+        remaining = [i for i in range(len(layout.axes)) if i not in layout.image_axes]
+        self._image_order = [remaining.index(i) for i in layout.order[len(layout.image_axes):]]
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def __getitem__(self, key) -> np.ndarray:
-        try:
-            images = np.asarray(self.array[key])
-        except (TypeError, IndexError):  # an index array where only slices and ints work
-            images = np.stack([np.asarray(self.array[int(i)]) for i in key])
-        return images[..., None] if len(self.array.shape) == 3 else images
+        if self.layout.axes in ("NYX", "NYXC"):  # a stack as it is: slices read in one go
+            try:
+                images = np.asarray(self.array[key])
+            except (TypeError, IndexError):  # an index array where only slices and ints work
+                images = np.stack([np.asarray(self.array[int(i)]) for i in key])
+            return images[..., None] if self.layout.channel_axis is None else images
+        flat = np.arange(len(self))[key]
+        indices = np.unravel_index(np.atleast_1d(flat), [self.layout.shape[i] for i in
+                                                         self.layout.image_axes])
+        images = [self._image(index) for index in zip(*indices)]
+        if np.ndim(flat) == 0:
+            return images[0]
+        return np.stack(images) if images else np.empty((0, *self.shape[1:]), self.dtype)
+
+    def _image(self, index) -> np.ndarray:
+        """The image at ``index`` along the axes of images, as ``(H, W, C)``."""
+        key = [slice(None)] * len(self.layout.axes)
+        for axis, i in zip(self.layout.image_axes, index):
+            key[axis] = int(i)
+        image = np.transpose(np.asarray(self.array[tuple(key)]), self._image_order)
+        return image[..., None] if self.layout.channel_axis is None else image
 
 
 def _is_lazy_array(X) -> bool:
@@ -151,43 +185,42 @@ def _is_lazy_array(X) -> bool:
             and hasattr(X, "__getitem__") and not isinstance(X, torch.Tensor))
 
 
-def _array_stack(X, what: str) -> ImageStack:
-    if _is_lazy_array(X) and len(X.shape) in (3, 4):
-        X = LazyArray(X)
-        _check_dtype(X.dtype, what)
-        return _checked_array_stack(X, X.shape, what)
-    if not isinstance(X, np.ndarray):
+def _array_stack(X, what: str, axes: str) -> ImageStack:
+    if not _is_lazy_array(X) and not isinstance(X, np.ndarray):
         try:
             X = np.asarray(X)
         except Exception as error:  # ragged nested lists and the like
             raise TypeError(f"{what} could not be read as an image array: {error}") from None
-    _check_dtype(X.dtype, what)
-    if X.ndim == 3 and 0 < X.shape[2] <= 4 and min(X.shape[:2]) >= MIN_IMAGE_SIZE:
-        n, h, w = X.shape
-        raise ValueError(
-            f"{what} has shape {X.shape}, read as {n} images of {h}x{w} pixels; the backbones "
-            f"need at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}. For a single image with channels "
-            "last (H, W, C) use X[None]."
-        )
-    if X.ndim == 3:
-        X = X[..., None]
-    elif X.ndim != 4:
-        hint = " For a single 2-D image use X[None]." if X.ndim == 2 else ""
-        raise ValueError(
-            f"{what} has shape {X.shape}; expected a stack of images (N, H, W) or "
-            f"(N, H, W, C) with channels last.{hint}"
-        )
+    _check_dtype(np.dtype(X.dtype), what)
+    layout = layout_of(X.shape, axes, what=what)
+    X = _channels_last(X, layout) if isinstance(X, np.ndarray) else LazyArray(X, layout)
     return _checked_array_stack(X, X.shape, what)
 
 
+def _channels_last(X: np.ndarray, layout) -> np.ndarray | LazyArray:
+    """``X`` as a stack ``(N, H, W, C)``: a view, or a :class:`LazyArray` where a view cannot be.
+
+    A view needs the axes of images to follow each other in memory, as they
+    do in every C-ordered array whose image axes come first.
+    """
+    view = np.transpose(X, layout.order)
+    if layout.channel_axis is None:
+        view = view[..., None]
+    n_lead = len(layout.image_axes)
+    lead = [(n, stride) for n, stride in zip(view.shape[:n_lead], view.strides[:n_lead])
+            if n != 1]  # axes of one image do not move through memory
+    mergeable = layout.n_images == 0 or all(
+        outer_stride == inner_stride * inner_n
+        for (_, outer_stride), (inner_n, inner_stride) in zip(lead, lead[1:])
+    )
+    if not mergeable:
+        return LazyArray(X, layout)
+    return view.reshape((layout.n_images, *view.shape[n_lead:]))
+
+
 def _checked_array_stack(X, shape, what: str) -> ImageStack:
-    """Refuse channels-first and empty ``(N, H, W, C)`` arrays."""
+    """Refuse empty ``(N, H, W, C)`` arrays and images without channels."""
     n, h, w, c = shape
-    if c > 4 and h <= 4 and c >= 2 * h:
-        raise ValueError(
-            f"{what} has shape {shape}, which looks like channels first (N, C, H, W). "
-            "Images must be channels last: use np.moveaxis(X, 1, -1)."
-        )
     if n == 0 or h == 0 or w == 0:
         raise ValueError(f"{what} is empty (shape {shape}); pass at least one image.")
     if c == 0:
@@ -205,14 +238,12 @@ def _list_stack(images: Sequence, what: str) -> ImageStack:
     for index, image in enumerate(images):
         image = np.asarray(image)
         _check_dtype(image.dtype, f"image {index} of {what}")
-        if image.ndim == 2:
-            image = image[..., None]
-        if image.ndim != 3:
-            raise ValueError(
-                f"Image {index} of {what} has shape {image.shape}; each image must be "
-                "2-D (H, W) or 3-D (H, W, C) with channels last."
-            )
-        arrays.append(image)
+        layout = image_layout(image.shape, what=f"Image {index} of {what}", option=None)
+        arrays.append(image if layout.channel_axis is not None else image[..., None])
+    check_one_scale([a.dtype for a in arrays], [f"image {i}" for i in range(len(arrays))],
+                    f"The images of {what}", "Convert them to one dtype first, scaled as they "
+                    "should compare, e.g. an 8-bit image among 16-bit ones with "
+                    "image.astype(np.uint16) * 257.")
     channels = {a.shape[2] for a in arrays}
     if len(channels) > 1:
         raise ValueError(
@@ -227,6 +258,32 @@ def _list_stack(images: Sequence, what: str) -> ImageStack:
         )
     sizes = np.array([a.shape[:2] for a in arrays])
     return ImageStack(arrays, n_channels, sizes)
+
+
+def _intensity_scale(dtype: np.dtype) -> str:
+    """What a dtype's intensities are: ``"bools"``, ``"8-bit integers"``, ... or ``"floats"``.
+
+    Integers of one bit depth share a scale, as do floats of any precision.
+    """
+    if dtype == bool:
+        return "bools"
+    return f"{8 * dtype.itemsize}-bit integers" if dtype.kind in "iu" else "floats"
+
+
+def check_one_scale(dtypes, names, where: str, fix: str) -> None:
+    """Refuse images whose intensities are on different scales; ``ValueError`` otherwise.
+
+    ``dtypes`` and ``names`` are those of the images, ``where`` names the
+    collection at the start of the message and ``fix`` says what to do.
+    """
+    dtypes = [np.dtype(dtype) for dtype in dtypes]
+    scales = [_intensity_scale(dtype) for dtype in dtypes]
+    other = next((i for i, scale in enumerate(scales) if scale != scales[0]), None)
+    if other is not None:
+        raise ValueError(
+            f"{where} mix intensity scales: {names[0]} holds {scales[0]} ({dtypes[0]}) but "
+            f"{names[other]} holds {scales[other]} ({dtypes[other]}). One intensity range "
+            f"for all would leave the images of the smaller scale nearly black. {fix}")
 
 
 def _dataset_images(dataset, what: str) -> list[np.ndarray]:

@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import __version__, data, distributed
 from .augmentation import make_augmentation
+from .axes import check_axes
 from .budget import BUDGET_SPLIT, measure_costs, plan_epochs, revise_plan
 from .callbacks import Callback
 from .checkpoint import CheckpointFolder, checkpoint_size, read_checkpoint
@@ -36,7 +37,8 @@ from .schedule import (
 )
 from .trainer import Accelerations, TrainingStopped, embed, inference_batch_size, train
 
-__all__ = ["TSimCNE", "TrainingStopped", "resolve_device", "CPU_BACKBONE", "GPU_BACKBONE"]
+__all__ = ["TSimCNE", "TrainingStopped", "resolve_backbone", "resolve_device", "CPU_BACKBONE",
+           "GPU_BACKBONE"]
 
 #: Backbone of ``backbone="auto"`` on a GPU: the paper's.
 GPU_BACKBONE = "resnet18"
@@ -47,7 +49,7 @@ CPU_BACKBONE = "resnet10-w32"
 _SAVED_PARAMS = (
     "epochs", "batch_size", "out_dim", "backbone", "augmentation", "lr", "image_size",
     "random_state", "pretrain_dim", "pretrain_loss", "hidden_dim", "weight_decay",
-    "momentum", "warmup_epochs", "crop_scale", "precision", "recipe", "time_budget",
+    "momentum", "warmup_epochs", "crop_scale", "precision", "recipe", "time_budget", "axes",
 )
 
 
@@ -57,6 +59,14 @@ _RUN_PARAMS = (
     "pretrain_dim", "pretrain_loss", "hidden_dim", "warmup_epochs", "crop_scale", "precision",
     "recipe",
 )
+
+
+def resolve_backbone(backbone: str, device: torch.device) -> str:
+    """The backbone a ``backbone`` parameter means on ``device``: ``"auto"`` is
+    :data:`CPU_BACKBONE` on a CPU and :data:`GPU_BACKBONE` elsewhere."""
+    if backbone == "auto":
+        return CPU_BACKBONE if device.type == "cpu" else GPU_BACKBONE
+    return backbone
 
 
 def resolve_device(device) -> torch.device:
@@ -200,6 +210,17 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         :mod:`napari_tsimcne.budget`), instead of using ``epochs``; the plan is
         ``epochs_`` and is saved with the model.  Resuming keeps the plan of
         the interrupted run.
+    axes : str, default "auto"
+        Layout of an array ``X``, one letter per axis: ``Y`` and ``X`` for
+        height and width, ``C`` for channels, ``N``, ``T`` or ``Z`` for axes
+        along which the images lie (each index an image of its own), e.g.
+        ``"NCYX"`` for channels first, ``"TZYX"`` for the planes of time
+        points as images, ``"TCYX"`` for the same stack with its planes as
+        channels (see :mod:`napari_tsimcne.axes`).  ``"auto"`` reads
+        ``(N, H, W)`` and ``(N, H, W, C)`` with channels last and refuses
+        other shapes, naming the layouts to choose from.  Saved with the
+        model and used by :meth:`transform`.  Lists and datasets hold one
+        image per item in their own layout and do not use it.
 
     Distributed training: launched with ``torchrun``, every process calls
     ``fit`` with the same data and parameters; ``batch_size`` is then the
@@ -261,6 +282,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         checkpoint_every=10,
         recipe="neighbors",
         time_budget=None,
+        axes="auto",
     ):
         self.epochs = epochs
         self.batch_size = batch_size
@@ -287,6 +309,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         self.checkpoint_every = checkpoint_every
         self.recipe = recipe
         self.time_budget = time_budget
+        self.axes = axes
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, resume=False, resume_from=None):
@@ -319,13 +342,13 @@ class TSimCNE(TransformerMixin, BaseEstimator):
     def _fit(self, X, resume=False, resume_from=None):
         start = time.perf_counter()
         self._check_parameters()
-        stack = as_image_stack(X, min_images=2)
+        stack = as_image_stack(X, min_images=2, axes=self.axes)
         device = resolve_device(self.device)
         derived = data_defaults(len(stack), *stack.common_size(), stack.n_channels, stack.dtype,
                                 device.type)
         batch_size = self._check_batch_size(len(stack), derived.batch_size)
         distributed.init_from_environment(device)
-        backbone = self._resolve_backbone(device)
+        backbone = resolve_backbone(self.backbone, device)
         accelerations = Accelerations.for_device(device, self.precision, bool(self.compile),
                                                  backbone)
         image_size = self._resolve_image_size(stack, derived.image_size)
@@ -463,6 +486,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         _check_number("weight_decay", self.weight_decay, "a number >= 0", lambda v: v >= 0)
         _check_crop_scale(self.crop_scale)
         _check_image_size(self.image_size)
+        check_axes(self.axes)
         if self.callbacks is not None and (
                 isinstance(self.callbacks, (str, bytes)) or not hasattr(self.callbacks, "__iter__")
                 or not all(callable(callback) for callback in self.callbacks)):
@@ -526,11 +550,6 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             )
         return int(batch_size)
 
-    def _resolve_backbone(self, device: torch.device) -> str:
-        if self.backbone == "auto":
-            return CPU_BACKBONE if device.type == "cpu" else GPU_BACKBONE
-        return self.backbone
-
     def _resolve_image_size(self, stack, auto: int | None) -> tuple[int, int]:
         """``(H, W)`` to train at; ``image_size`` was checked by :meth:`_check_parameters`."""
         size = auto if _is_auto(self.image_size) else self.image_size
@@ -540,7 +559,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         return tuple(int(s) for s in size)
 
     # ------------------------------------------------------------ transform
-    def transform(self, X, features: bool = False):
+    def transform(self, X, features: bool = False, axes=None):
         """Place images ``X`` on the map.
 
         Parameters
@@ -551,13 +570,16 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         features : bool, default False
             Return the backbone features ``H`` (e.g. 512-D for ResNet-18)
             instead of the embedding.
+        axes : str or None, default None
+            Layout of an array ``X`` when it differs from the training
+            images' (see the ``axes`` parameter); ``None`` uses ``axes``.
 
         Returns
         -------
         ndarray of shape (n_images, out_dim) or (n_images, feature_dim), float32.
         """
         check_is_fitted(self, "model_")
-        stack = as_image_stack(X)
+        stack = as_image_stack(X, axes=self.axes if axes is None else axes)
         if stack.n_channels != self.image_shape_[2]:
             raise ValueError(
                 f"X has {stack.n_channels} channel(s) but the model was trained on "

@@ -31,6 +31,7 @@ __all__ = [
     "CHECKPOINT_EVERY",
     "EXPECTED_ERRORS",
     "SCHEDULES",
+    "STACK_AXES",
     "TIME_BUDGET",
     "Outcome",
     "ProgressEvent",
@@ -62,6 +63,9 @@ BACKBONES = {
 }
 #: Epochs between checkpoints by default (and at the end of every stage).
 CHECKPOINT_EVERY = 10
+#: Layout of the stacks the widget makes (:func:`napari_tsimcne.crops.training_images`):
+#: channels last, whatever the channel count.
+STACK_AXES = "NYXC"
 #: Errors with a message written for the user; anything else is a bug and keeps its traceback.
 EXPECTED_ERRORS = (ValueError, TypeError, FloatingPointError, RuntimeError, MemoryError, OSError)
 
@@ -128,6 +132,7 @@ class TrainingSettings:
             augmentation=self.augmentation, backbone=self.backbone, device=self.device,
             random_state=self.seed, callbacks=list(callbacks),
             checkpoint_dir=self.checkpoint_dir, checkpoint_every=self.checkpoint_every,
+            axes=STACK_AXES,
         )
 
 
@@ -297,8 +302,12 @@ def train_map(images, settings: TrainingSettings, progress: TrainingProgress) ->
 
 
 def place_on_map(model: TSimCNE, images) -> tuple[np.ndarray, np.ndarray]:
-    """Place new ``images`` on a trained model's map: ``(embedding (N, 2), features (N, D))``."""
-    return model.transform(images), model.transform(images, features=True)
+    """Place new ``images (N, H, W, C)`` on a model's map: ``(embedding (N, 2), features (N, D))``.
+
+    The model may have been trained elsewhere on another layout (its ``axes``).
+    """
+    return (model.transform(images, axes=STACK_AXES),
+            model.transform(images, features=True, axes=STACK_AXES))
 
 
 @dataclass
