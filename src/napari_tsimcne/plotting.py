@@ -16,7 +16,10 @@ from matplotlib.figure import Figure
 
 from .atomic import write_file
 
-__all__ = ["plot_embedding"]
+__all__ = ["plot_embedding", "png_size"]
+
+#: Size of the figure in inches, before the legend and title widen it.
+FIGURE_SIZE = (7, 6)
 
 #: Colour of the training points when there are no labels: light enough for
 #: the new points on top to stand out.
@@ -62,7 +65,7 @@ def plot_embedding(
     Returns the path written.
     """
     embedding = _check_points(embedding, "embedding")
-    figure = Figure(figsize=(7, 6))
+    figure = Figure(figsize=FIGURE_SIZE)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     size = _marker_size(len(embedding))
@@ -86,6 +89,11 @@ def plot_embedding(
             handle.set_sizes([LEGEND_MARKER_SIZE])  # the map's tiny dots would be unreadable
     return write_file(path, partial(figure.savefig, format="png", dpi=dpi, bbox_inches="tight",
                                     facecolor="white"))
+
+
+def png_size(dpi: int = 150) -> int:
+    """About the most bytes :func:`plot_embedding` writes: its pixels in RGBA, uncompressed."""
+    return 4 * int(FIGURE_SIZE[0] * dpi) * int(FIGURE_SIZE[1] * dpi)
 
 
 def _check_points(points, name: str) -> np.ndarray:
