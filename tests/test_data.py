@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -174,6 +176,23 @@ def test_intensity_mapping_clips_to_the_range_and_maps_constant_channels_to_zero
     np.testing.assert_array_equal(out[:, 0], expected)
     assert out[:, 0].min() == 0 and out[:, 0].max() == 255
     assert (out[:, 1] == 0).all()
+
+
+def test_transform_warns_when_new_images_lie_far_outside_the_training_range(fitted, images):
+    # fitted was trained on uint8 images: floats in [0, 1] map to one grey
+    # level, raw 16-bit values are clipped to white.
+    with pytest.warns(UserWarning, match=r"far outside the intensity range of the training "
+                      r"images: in channel 0 their pixels run from 0 to 1 \(.*maps 0 to black "
+                      "and 255 to white, so nearly all their pixels map to one grey") as caught:
+        fitted.transform(images[:8] / 255)
+    assert caught[0].filename == __file__  # where transform was called
+    with pytest.warns(UserWarning, match="most of their pixels are clipped to black or white"):
+        fitted.transform(images[:8].astype(np.uint16) * 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted.transform(images[:8])  # the training images
+        fitted.transform(np.full((4, 16, 16), 20, np.uint8))  # blank images, within the range
+        fitted.transform(np.zeros((4, 16, 16), np.uint8))  # black ones
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,16 @@ Accepted inputs
 Dtypes bool, integer and float are accepted.  Intensities are mapped to
 ``[0, 1]`` per channel with an *intensity range* fitted once on the training
 images: ``[0, 255]`` for uint8, ``[0, 1]`` for bool, and otherwise the 0.1th
-and 99.9th percentiles of each channel, so that a 12-bit camera in a 16-bit
-file and a float image both fill the range.  A list whose images have
+and 99.9th percentiles of each channel (of up to 512 images and 4 million of
+their pixels), so that a 12-bit camera in a 16-bit file and a float image both
+fill the range.  A list whose images have
 intensities on different scales (8-bit and 16-bit integers, integers and
 floats, bool and numbers) is refused: one range for all would leave the
 images of the smaller scale black.  The mapped images are stored as uint8
 ``(N, C, H, W)``: a quarter of float32's memory, and precise enough for
-augmented training.  ``transform`` maps new images with the fitted range.
+augmented training.  ``transform`` maps new images with the fitted range, and
+warns when they lie far outside it (:func:`far_outside`): images on
+another scale would land on one point of the map.
 """
 
 from __future__ import annotations
@@ -42,13 +45,15 @@ from .backbones import MIN_IMAGE_SIZE
 
 __all__ = [
     "DeviceImages", "ImageStack", "StreamedImages", "as_image_stack", "check_one_scale",
-    "fit_intensity_range", "should_stream", "to_uint8_tensor",
+    "far_outside", "fit_intensity_range", "should_stream", "to_uint8_tensor",
 ]
 
 #: Images converted per chunk, which bounds the memory of the float copy.
 CHUNK_SIZE = 1024
 #: Images sampled to fit the percentiles of the intensity range.
 RANGE_SAMPLE_SIZE = 512
+#: Pixels sampled from them at most (32 MiB as float64), spread evenly over the images.
+RANGE_SAMPLE_PIXELS = 2**22
 PERCENTILES = (0.1, 99.9)
 
 
@@ -313,23 +318,84 @@ def fit_intensity_range(stack: ImageStack) -> np.ndarray:
         return np.tile([0.0, 255.0], (stack.n_channels, 1))
     if dtypes == {np.dtype(bool)}:
         return np.tile([0.0, 1.0], (stack.n_channels, 1))
-    sample = np.linspace(0, len(stack) - 1, min(len(stack), RANGE_SAMPLE_SIZE)).astype(int)
-    pixels = np.concatenate(
-        [np.asarray(stack.images[i], dtype=np.float64).reshape(-1, stack.n_channels) for i in sample]
-    )
-    pixels = np.where(np.isfinite(pixels), pixels, np.nan)
-    # Percentiles interpolate with differences, which overflow between values
-    # near +-1.8e308; halving such pixels (exactly) keeps them finite.
-    factor = 2.0 if (np.abs(pixels) > 2.0**1000).any() else 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels are handled below
-        low, high = np.nanpercentile(pixels / factor, PERCENTILES, axis=0) * factor
-    low, high = np.nan_to_num(low), np.nan_to_num(high)
+    low, high = np.nan_to_num(_percentiles(_sample_pixels(stack), PERCENTILES))
     # Constant channels map to 0; beyond 2**53, low + 1 == low, so step by the float spacing.
     with np.errstate(over="ignore"):
         step = np.maximum(1.0, np.spacing(np.abs(low)))
         high = np.where(high > low, high, np.minimum(low + step, np.finfo(np.float64).max))
     return np.stack([low, high], axis=1)
+
+
+def _sample_pixels(stack: ImageStack) -> np.ndarray:
+    """Pixels ``(n, C)`` of up to :data:`RANGE_SAMPLE_SIZE` evenly spaced images, float64.
+
+    Non-finite values are NaN.  Each image gives at most its share of
+    :data:`RANGE_SAMPLE_PIXELS`, drawn at random with a fixed seed, so that
+    large images cost no more memory than small ones and the sample is the
+    same on every call.
+    """
+    sample = np.linspace(0, len(stack) - 1, min(len(stack), RANGE_SAMPLE_SIZE)).astype(int)
+    per_image = RANGE_SAMPLE_PIXELS // len(sample)
+    rng = np.random.default_rng(0)
+    parts = []
+    for index in sample:
+        pixels = np.asarray(stack.images[index]).reshape(-1, stack.n_channels)
+        if len(pixels) > per_image:
+            pixels = pixels[rng.integers(0, len(pixels), per_image)]
+        parts.append(pixels.astype(np.float64))
+    pixels = np.concatenate(parts)
+    return np.where(np.isfinite(pixels), pixels, np.nan)
+
+
+def _percentiles(pixels: np.ndarray, q) -> np.ndarray:
+    """``np.nanpercentile(pixels, q, axis=0)``: NaN for all-NaN channels, finite otherwise."""
+    # Percentiles interpolate with differences, which overflow between values
+    # near +-1.8e308; halving such pixels (exactly) keeps them finite.
+    factor = 2.0 if (np.abs(pixels) > 2.0**1000).any() else 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels are the caller's
+        return np.nanpercentile(pixels / factor, q, axis=0) * factor
+
+
+#: ``transform`` warns when, in some channel, the new images' 99.9th
+#: percentile maps below this share of the training range (or their 0.1th
+#: above one minus it): nearly all their pixels then share one grey level.
+EDGE_SHARE = 1 / 50
+#: ... or when their median pixel lies more than this share of the range
+#: below or above it: most of their pixels are then clipped to black or white.
+CLIPPED_SHARE = 0.5
+
+
+def far_outside(stack: ImageStack, intensity_range: np.ndarray) -> str | None:
+    """A warning when ``stack``'s intensities lie far outside ``intensity_range (C, 2)``, or None.
+
+    Images on another scale than the training images (floats in ``[0, 1]``
+    for a model trained on uint8, raw 16-bit values for one trained on 8-bit)
+    map to nearly one grey level or are clipped, and land on one point of the
+    map; see :data:`EDGE_SHARE` and :data:`CLIPPED_SHARE`.
+    """
+    pixels = _sample_pixels(stack)
+    quantiles = _percentiles(pixels, (PERCENTILES[0], 50, PERCENTILES[1]))  # (3, C)
+    low, high = np.asarray(intensity_range, dtype=np.float64).T
+    with np.errstate(all="ignore"):  # halves: no overflow for any pair of float64 values
+        mapped = (quantiles / 2 - low / 2) / (high / 2 - low / 2)
+    dark, median, bright = mapped
+    varies = quantiles[2] > quantiles[0]
+    squashed = varies & ((bright < EDGE_SHARE) | (dark > 1 - EDGE_SHARE))
+    clipped = (median < -CLIPPED_SHARE) | (median > 1 + CLIPPED_SHARE)
+    channels = np.flatnonzero(squashed | clipped)
+    if not channels.size:
+        return None
+    c = channels[0]
+    effect = ("most of their pixels are clipped to black or white" if clipped[c] else
+              "nearly all their pixels map to one grey level")
+    return (
+        f"The images given to transform lie far outside the intensity range of the training "
+        f"images: in channel {c} their pixels run from {quantiles[0, c]:.4g} to "
+        f"{quantiles[2, c]:.4g} (0.1th to 99.9th percentile), but the model maps "
+        f"{low[c]:.4g} to black and {high[c]:.4g} to white, so {effect} and the images land "
+        "on one point of the map. Bring them to the scale of the training images first, "
+        "e.g. multiply float images in [0, 1] by 255 for a model trained on uint8 images.")
 
 
 def to_uint8_tensor(

@@ -586,6 +586,10 @@ class TSimCNE(TransformerMixin, BaseEstimator):
                 f"{self.image_shape_[2]}. Pass images with {self.image_shape_[2]} channel(s), "
                 "channels last."
             )
+        warning = data.far_outside(stack, self.intensity_range_)
+        if warning is not None:
+            # Level 3: the caller, behind scikit-learn's set_output wrapper of transform.
+            warnings.warn(warning, UserWarning, stacklevel=3)
         size = self.image_shape_[:2]
         step = inference_batch_size(self.batch_size_)
         batches = (
