@@ -293,12 +293,12 @@ def write_embedding(path, embedding, labels=None, files=None) -> Path:
     raise ValueError(f"Cannot write an embedding to {path}: use a .csv or .npz file name.")
 
 
-def embedding_file_size(path, n_points: int, labels=None, files=None, dims: int = 2) -> int:
+def embedding_file_size(path, n_points: int, labels=None, files=None) -> int:
     """About the most bytes :func:`write_embedding` writes to ``path`` (its suffix
-    chooses the format) for a float32 embedding: for checking the free space
+    chooses the format) for a float32 2-D embedding: for checking the free space
     before the embedding is computed."""
     if Path(path).suffix.lower() == ".npz":
-        size = n_points * dims * 4 + 4096  # the coordinates, zip and npy headers
+        size = n_points * 2 * 4 + 4096  # the coordinates, zip and npy headers
         if labels is not None:
             size += np.asarray(labels).nbytes
         if files is not None:
@@ -308,7 +308,7 @@ def embedding_file_size(path, n_points: int, labels=None, files=None, dims: int 
     # the label, the file name quoted, commas and "\r\n".
     extra = [max((len(str(v).encode()) for v in values), default=0) + 3
              for values in (labels, files) if values is not None]
-    return 256 + n_points * (len(str(n_points)) + dims * 16 + sum(extra) + 2)
+    return 256 + n_points * (len(str(n_points)) + 2 * 16 + sum(extra) + 2)
 
 
 def _write_csv(file, embedding: np.ndarray, columns: dict) -> None:
