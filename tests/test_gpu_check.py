@@ -17,9 +17,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import gpu_check  # noqa: E402  (a script's module, importable once benchmarks/ is on the path)
 
-STEPS = ["setup", "tests", "throughput_b256", "throughput_b1024", "quality"]
-
-
 @pytest.mark.skipif(not (FASHION_MNIST_DIR.is_dir() or (gpu_check.TRAVELLING / "fashion-mnist").is_dir()),
                     reason="Fashion-MNIST is not here (apt-get install dataset-fashion-mnist)")
 def test_dry_run_takes_every_step_at_toy_size_and_records_it(tmp_path):
@@ -30,10 +27,10 @@ def test_dry_run_takes_every_step_at_toy_size_and_records_it(tmp_path):
     summary = json.loads((tmp_path / "gpu_check.json").read_text())
 
     steps = summary["steps"]
-    assert list(steps) == STEPS
+    assert list(steps) == ["setup", *gpu_check.STEPS]
     assert steps["tests"]["status"] == ("passed" if torch.cuda.is_available() else "skipped")
     assert len(steps["tests"]["outcomes"]) == 5
-    assert all(steps[name]["status"] == "passed" for name in STEPS[2:])
+    assert all(steps[name]["status"] == "passed" for name in gpu_check.STEPS[1:])
     assert set(summary["throughput"]) == {"2x4", "2x16"}
     for rows in summary["throughput"].values():
         assert {"resnet10-w8 bf16", "resnet10-w8 fp32"} <= set(rows)
