@@ -38,7 +38,9 @@ tree_bytes() {
 }
 tree=$(tree_bytes || true)
 check=$(du -sb .gpu-check | cut -f1)
-du -b .gpu-check/wheels/* .gpu-check/fashion-mnist/* | awk '{printf "%8.1f MiB  %s\n", $1 / 2^20, $2}'
+du -b .gpu-check/wheels/* .gpu-check/fashion-mnist/* |
+    awk '{printf "%8.1f MiB  %s\n", $1 / 2^20, $2}'
 awk -v t="$tree" -v c="$check" -v l="$LIMIT_MIB" 'BEGIN {
-    printf ".gpu-check %.1f MiB + working tree %.1f MiB = %.1f MiB of %d MiB\n", c / 2^20, t / 2^20, (t + c) / 2^20, l
+    printf ".gpu-check %.1f MiB + working tree %.1f MiB = %.1f MiB of %d MiB\n",
+        c / 2^20, t / 2^20, (t + c) / 2^20, l
     exit (t + c > l * 2^20) }' || { echo "too large to travel" >&2; exit 1; }

@@ -146,8 +146,8 @@ def report(name: str, row: dict) -> None:
         memory += f" + workers {row['workers_private_mib']:.0f} MiB"
     if "cuda_max_allocated_mib" in row:
         memory += f", CUDA max allocated {row['cuda_max_allocated_mib']:.0f} MiB"
-    print(f"{name:>24}: {row['views_per_s']:8.1f} views/s (median step {row['median_step_s']:.3f} s)"
-          f", {memory}")
+    print(f"{name:>24}: {row['views_per_s']:8.1f} views/s "
+          f"(median step {row['median_step_s']:.3f} s), {memory}")
     if "steady_views_per_s" in row:
         print(f"{'':>24}  {row['steady_views_per_s']:8.1f} views/s in the pipelined steady state")
 

@@ -17,8 +17,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import gpu_check  # noqa: E402  (a script's module, importable once benchmarks/ is on the path)
 
-@pytest.mark.skipif(not (FASHION_MNIST_DIR.is_dir() or (gpu_check.TRAVELLING / "fashion-mnist").is_dir()),
-                    reason="Fashion-MNIST is not here (apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not (FASHION_MNIST_DIR.is_dir() or (gpu_check.TRAVELLING / "fashion-mnist").is_dir()),
+    reason="Fashion-MNIST is not here (apt-get install dataset-fashion-mnist)")
 def test_dry_run_takes_every_step_at_toy_size_and_records_it(tmp_path):
     result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run"],
                             env={**os.environ, "OUT": str(tmp_path), "OMP_NUM_THREADS": "1"},
