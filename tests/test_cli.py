@@ -463,3 +463,19 @@ def test_a_folder_mixing_8_and_16_bit_files_is_refused_naming_two_files(stack, t
     assert (f"The files of {folder} mix intensity scales: a00.png holds 8-bit integers "
             "(uint8) but b00.tif holds 16-bit integers (uint16).") in err
     assert "Save them with one bit depth" in err
+
+
+def test_training_too_large_for_memory_is_one_error_line_naming_the_option(stack, tmp_path,
+                                                                           capsys, monkeypatch):
+    from napari_tsimcne import memory
+
+    monkeypatch.setattr(memory, "free_memory", lambda device: 2**30)
+    np.save(tmp_path / "images.npy", stack)
+    assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
+                 *TINY_TRAINING, "--image-size", "1024"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("napari-tsimcne: error: Training resnet10-w8 on batches of 16 "
+                          "images of 1024×1024 px needs about ")
+    assert re.search(r"only 1\.0 GiB are free on cpu\. Train on smaller images, e\.g\. "
+                     r"image_size=(\d+) \(--image-size \1\)", err)
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -130,6 +130,30 @@ def test_memory_mapped_stack_converts_like_the_array_in_chunks(tmp_path, monkeyp
     assert torch.equal(partial, whole[4:9])
 
 
+def test_large_images_are_converted_in_chunks_of_bounded_size(monkeypatch):
+    X = _rng().integers(0, 65535, (10, 12, 12, 2), dtype=np.uint16)
+    stack = as_image_stack(X)
+    intensity_range = fit_intensity_range(stack)
+    whole = to_uint8_tensor(stack, intensity_range, (12, 12))
+    monkeypatch.setattr(data, "CHUNK_VALUES", 3 * 12 * 12 * 2)  # three images' values
+    chunks = []
+    real_groups = data._same_size_groups
+    monkeypatch.setattr(data, "_same_size_groups", lambda images: chunks.append(len(images))
+                        or real_groups(images))
+    assert torch.equal(to_uint8_tensor(stack, intensity_range, (12, 12)), whole)
+    assert chunks == [3, 3, 3, 1]
+
+
+def test_intensity_ranges_of_large_images_come_from_a_bounded_pixel_sample(monkeypatch):
+    X = _rng().integers(0, 4096, (8, 128, 128), dtype=np.uint16)
+    exact = fit_intensity_range(as_image_stack(X))
+    monkeypatch.setattr(data, "RANGE_SAMPLE_PIXELS", 8 * 2048)  # an eighth of the pixels
+    sampled = fit_intensity_range(as_image_stack(X))
+    np.testing.assert_allclose(sampled, exact, atol=0.01 * 4096)
+    assert not np.array_equal(sampled, exact)  # a sample, not all pixels
+    np.testing.assert_array_equal(fit_intensity_range(as_image_stack(X)), sampled)  # the same
+
+
 def test_list_of_mixed_sizes_keeps_image_order_across_chunks(monkeypatch):
     images = sized_list([(12, 12), (12, 12), (16, 16), (12, 12), (16, 16), (16, 16), (9, 9)])
     stack = as_image_stack(images)

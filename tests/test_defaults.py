@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from napari_tsimcne import TSimCNE
+from napari_tsimcne import TSimCNE, memory
 from napari_tsimcne.defaults import (
-    data_defaults, default_augmentation, default_batch_size, default_image_size,
+    TRAINING_MEMORY_SHARE, data_defaults, default_augmentation, default_batch_size,
+    default_image_size,
 )
 
 
@@ -24,6 +25,52 @@ def test_large_square_images_are_shrunk_on_a_cpu_only():
     assert default_image_size(28, 28, "cpu") is None
     assert default_image_size(64, 48, "cpu") is None
     assert default_image_size(64, 64, "cuda") is None
+
+
+def test_images_above_256_px_are_shrunk_on_every_device_keeping_their_aspect():
+    assert default_image_size(1024, 1024, "cuda") == 256
+    assert default_image_size(1024, 768, "cuda") == (256, 192)
+    assert default_image_size(768, 1024, "cpu") == (192, 256)
+    assert default_image_size(300, 200, "mps") == (256, 168)  # sides in steps of 8
+    assert default_image_size(256, 256, "cuda") is None
+    assert default_image_size(1024, 1024, "cpu") == 32
+
+
+def test_the_default_image_size_is_the_largest_that_fits_in_memory():
+    def training_bytes(batch_size, size):  # as memory.training_bytes: linear in the pixels
+        return 1000 * batch_size * size[0] * size[1]
+
+    free = 400 * 2**20
+    defaults = data_defaults(300, 200, 150, 1, np.uint16, "cuda", memory=free,
+                             training_bytes=training_bytes)
+    height, width = defaults.image_size
+    assert height % 8 == 0 and abs(height / width - 200 / 150) < 0.1
+    assert training_bytes(defaults.batch_size, (height, width)) <= TRAINING_MEMORY_SHARE * free
+    larger = (height + 8, round((height + 8) * 150 / 200))
+    assert training_bytes(defaults.batch_size, larger) > TRAINING_MEMORY_SHARE * free
+    # Enough memory: the size rules alone.
+    assert data_defaults(300, 200, 150, 1, np.uint16, "cuda", memory=2**40,
+                         training_bytes=training_bytes).image_size is None
+
+
+def test_the_estimator_shrinks_images_to_fit_memory_and_says_so(monkeypatch, capsys):
+    images = np.random.default_rng(0).integers(0, 255, (40, 64, 48), dtype=np.uint8)
+    monkeypatch.setattr(memory, "free_memory", lambda device: 30 * 2**20)
+    model = TSimCNE(epochs=(1,), backbone="resnet10-w8", device="cpu", verbose=True,
+                    random_state=0).fit(images)
+    assert model.image_shape_ == (32, 24, 1)
+    assert "40 images (64×48 px resized to 32×24 px, 1 channel(s))" in capsys.readouterr().err
+
+
+def test_training_that_does_not_fit_in_memory_is_refused_before_it_starts(monkeypatch):
+    images = np.zeros((40, 16, 16), np.uint8)
+    monkeypatch.setattr(memory, "free_memory", lambda device: 2**30)
+    with pytest.raises(ValueError, match=(
+            r"Training resnet10-w8 on batches of 16 images of 1024×1024 px needs about "
+            r"[\d.]+ GiB of memory, but only 1\.0 GiB are free on cpu\. Train on smaller "
+            r"images, e.g\. image_size=(\d+) \(--image-size \1\), or on smaller batches")):
+        TSimCNE(epochs=(1,), batch_size=16, image_size=1024, backbone="resnet10-w8",
+                device="cpu").fit(images)
 
 
 @pytest.mark.parametrize("n_channels, dtype, preset", [

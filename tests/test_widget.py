@@ -139,6 +139,15 @@ def test_defaults_follow_the_data(make_napari_viewer):
     assert widget._schedule.value == "custom"
 
 
+def test_large_images_default_to_the_library_s_shrunk_size(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((20, 300, 200), np.uint16), name="large")
+    widget = add_widget(viewer, TrainWidget)
+    widget._device.value = "cpu"
+    assert widget._image_size.value == (256, 168)  # 256 px on the longer side, aspect kept
+    assert widget._image_size.current_choice == "256×168 px"
+
+
 def test_rgb_stacks_train_and_show_in_colour(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     photos = np.zeros((24, SIZE, SIZE, 3), np.uint8)

@@ -231,6 +231,7 @@ class TrainWidget(Container):
         self._relay.event.connect(self._on_progress)
         self._run = None  # the run in progress: map layer, its previous record, input
         self._input_key = None  # the input the defaults were last set for
+        self._default_size = None  # the default image size, offered among the choices
 
         self._images = Select(
             label="Images", choices=self._image_choices,
@@ -344,8 +345,13 @@ class TrainWidget(Container):
         if native is None:
             return [("as is", None)]
         smaller = [size for size in (96, 64, 48, 32, 24, 16) if size < min(native)]
+        if self._default_size is not None and self._default_size not in smaller:
+            # Images shrunk to 256 px, or to what fits in memory: largest first.
+            smaller = sorted([self._default_size, *smaller], reverse=True,
+                             key=lambda size: size if isinstance(size, int) else max(size))
         return [(f"as is ({native[0]}×{native[1]} px)", None)] + [
-            (f"{size} px", size) for size in smaller
+            (f"{size} px" if isinstance(size, int) else f"{size[0]}×{size[1]} px", size)
+            for size in smaller
         ]
 
     def reset_choices(self, *_):
@@ -405,6 +411,8 @@ class TrainWidget(Container):
         defaults = session.form_defaults(n_images, *self._native_size(), channels,
                                          self._images.value[0].data.dtype, self._device.value)
         self._batch_size.value = defaults.batch_size
+        self._default_size = defaults.image_size
+        self._image_size.reset_choices()
         self._image_size.value = defaults.image_size
         self._augmentation.value = defaults.augmentation
 

@@ -22,7 +22,8 @@ from . import __version__
 from .clock import format_duration
 from .datasets import FASHION_MNIST_CLASSES, load_digits_images, load_fashion_mnist
 from .defaults import (
-    CPU_BATCH_SIZE, DEFAULT_MINUTES, DEFAULT_SEED, GPU_BATCH_SIZE, MIN_BATCH_SIZE,
+    CPU_BATCH_SIZE, CPU_IMAGE_SIZE, DEFAULT_MINUTES, DEFAULT_SEED, GPU_BATCH_SIZE,
+    MAX_IMAGE_SIDE, MIN_BATCH_SIZE,
 )
 from .atomic import write_file
 from .imageio import ACCEPTED_INPUTS, embedding_file_size, read_images, write_embedding
@@ -160,8 +161,10 @@ def _add_fit_parser(commands) -> None:
     fit.add_argument(
         "--image-size", type=int, default=None, metavar="PIXELS",
         help="resize the images to PIXELS x PIXELS (default: the size of a stack, the "
-        "median size of a folder of differently sized images; on a CPU, square images "
-        "larger than 32 px are shrunk to 32 px)",
+        "median size of a folder of differently sized images, shrunk with its aspect kept "
+        f"to at most {MAX_IMAGE_SIDE} px on its longer side and to what training fits in "
+        f"the free memory; on a CPU, square images larger than {CPU_IMAGE_SIZE} px are "
+        f"shrunk to {CPU_IMAGE_SIZE} px)",
     )
     fit.add_argument(
         "--lr", type=_learning_rate, default="auto",

@@ -48,8 +48,10 @@ __all__ = [
     "far_outside", "fit_intensity_range", "should_stream", "to_uint8_tensor",
 ]
 
-#: Images converted per chunk, which bounds the memory of the float copy.
+#: Images converted per chunk, which bounds the memory of the float copy ...
 CHUNK_SIZE = 1024
+#: ... together with the values per chunk (256 MiB as float32), for large images.
+CHUNK_VALUES = 2**26
 #: Images sampled to fit the percentiles of the intensity range.
 RANGE_SAMPLE_SIZE = 512
 #: Pixels sampled from them at most (32 MiB as float64), spread evenly over the images.
@@ -409,7 +411,9 @@ def to_uint8_tensor(
 ) -> torch.Tensor:
     """Map images ``start:stop`` to a uint8 tensor ``(n, C, H, W)`` of ``image_size``.
 
-    Works in chunks of :data:`CHUNK_SIZE` images so the float copy stays small.
+    Works in chunks of :data:`CHUNK_SIZE` images, fewer for images so large that
+    they would hold more than :data:`CHUNK_VALUES` values, so that the float
+    copy stays small.
     Raises ``ValueError`` naming the first image with NaN or infinite values.
     """
     stop = len(stack) if stop is None else stop
@@ -432,8 +436,10 @@ def to_uint8_tensor(
     scale64 = torch.from_numpy(np.where(scale64 > 0, scale64, 1.0))[:, None, None]
     low64 = torch.from_numpy(low / factor)[:, None, None]
     out = torch.empty((stop - start, stack.n_channels, *image_size), dtype=torch.uint8)
-    for chunk_start in range(start, stop, CHUNK_SIZE):
-        chunk_stop = min(chunk_start + CHUNK_SIZE, stop)
+    largest = stack.n_channels * int(stack.sizes.prod(axis=1).max())
+    chunk_size = max(1, min(CHUNK_SIZE, CHUNK_VALUES // max(largest, 1)))
+    for chunk_start in range(start, stop, chunk_size):
+        chunk_stop = min(chunk_start + chunk_size, stop)
         for offset, images in _same_size_groups(stack.chunk(chunk_start, chunk_stop)):
             fast = range_fits_float32 and np.can_cast(images.dtype, np.float32)
             x = torch.from_numpy(
@@ -479,9 +485,20 @@ DEVICE_MEMORY_SHARE = 0.25
 
 
 def free_memory(device: torch.device) -> int | None:
-    """Free bytes of ``device``'s memory (RAM for a CPU), or None if unknown."""
+    """Free bytes of ``device``'s memory (RAM for a CPU), or None if unknown.
+
+    For RAM, Linux's estimate of the memory available to new work: the free
+    pages and the file cache that the kernel gives up on demand.
+    """
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # in kB
+    except (OSError, ValueError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not on Linux

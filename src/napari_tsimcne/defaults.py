@@ -9,6 +9,8 @@ nor Qt: the command line's ``--help`` reads its defaults from here.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,12 +21,15 @@ __all__ = [
     "DEFAULT_MINUTES",
     "DEFAULT_SEED",
     "GPU_BATCH_SIZE",
+    "MAX_IMAGE_SIDE",
     "MIN_BATCH_SIZE",
+    "TRAINING_MEMORY_SHARE",
     "DataDefaults",
     "data_defaults",
     "default_augmentation",
     "default_batch_size",
     "default_image_size",
+    "shrunk_size",
 ]
 
 #: Images per optimiser step by default: the paper's on a GPU, less on a CPU
@@ -36,6 +41,18 @@ MIN_BATCH_SIZE = 32
 #: Image side used by default on a CPU: the paper's 32 px, a quarter of the
 #: pixels of a 64 px crop for the network to process.
 CPU_IMAGE_SIZE = 32
+#: Longest side images are trained at by default on any device.  The
+#: backbones keep full resolution in their first stage, so memory and time
+#: grow with the pixels (a batch of 1024 px images needs tens of GiB), while
+#: the map needs the objects' forms, which 256 px keep.
+MAX_IMAGE_SIDE = 256
+#: Share of the device's free memory that training may take (at the default
+#: image size, and at any other before it is refused): what the uint8 copy of
+#: the images leaves, which takes at most a quarter or is streamed.
+TRAINING_MEMORY_SHARE = 0.75
+#: Sides of shrunk images are multiples of this (the backbones halve the
+#: resolution three times), and at least this (the backbones' smallest side).
+SIZE_STEP = 8
 #: Seed of the command line and the widget, so that a run can be repeated.
 DEFAULT_SEED = 0
 #: Time budget of training when neither minutes nor epochs are given.
@@ -56,15 +73,42 @@ def default_batch_size(n_images: int, device_type: str = "cpu") -> int:
     return 1 << (limit.bit_length() - 1)
 
 
-def default_image_size(height: int, width: int, device_type: str = "cpu") -> int | None:
-    """Side to resize images to for training, or ``None`` to keep them as they are.
+def shrunk_size(height: int, width: int, max_side: float | None = None,
+                max_pixels: float | None = None) -> tuple[int, int]:
+    """``(height, width)``, or smaller with the aspect kept, to fit both limits.
+
+    At most ``max_side`` pixels on the longer side and ``max_pixels`` pixels
+    in all (``None``: no limit).  Shrunk sides are rounded down to multiples
+    of :data:`SIZE_STEP`, and are at least that.
+    """
+    scale = 1.0
+    if max_side is not None:
+        scale = min(scale, max_side / max(height, width))
+    if max_pixels is not None:
+        scale = min(scale, math.sqrt(max(max_pixels, 0) / (height * width)))
+    if scale >= 1:
+        return height, width
+    return tuple(max(SIZE_STEP, int(side * scale) // SIZE_STEP * SIZE_STEP)
+                 for side in (height, width))
+
+
+def default_image_size(height: int, width: int, device_type: str = "cpu",
+                       max_pixels: float | None = None) -> int | tuple[int, int] | None:
+    """Size to resize images of ``height`` × ``width`` to for training; ``None`` keeps it.
 
     Square images larger than :data:`CPU_IMAGE_SIZE` are shrunk to it on a
-    CPU; everything else keeps its size.
+    CPU; on every device, images are shrunk (aspect kept) to at most
+    :data:`MAX_IMAGE_SIDE` on their longer side and ``max_pixels`` pixels, the
+    most that fit in memory (see :func:`data_defaults`).  Returns a side for
+    square sizes, ``(height, width)`` for others.
     """
+    size = (height, width)
     if device_type == "cpu" and height == width and height > CPU_IMAGE_SIZE:
-        return CPU_IMAGE_SIZE
-    return None
+        size = (CPU_IMAGE_SIZE, CPU_IMAGE_SIZE)
+    size = shrunk_size(*size, MAX_IMAGE_SIDE, max_pixels)
+    if size == (height, width):
+        return None
+    return size[0] if size[0] == size[1] else size
 
 
 def default_augmentation(n_channels: int, dtype) -> str:
@@ -82,19 +126,30 @@ class DataDefaults:
     """The settings :func:`data_defaults` derives; see :class:`~napari_tsimcne.TSimCNE`."""
 
     batch_size: int
-    image_size: int | None
+    image_size: int | tuple[int, int] | None
     augmentation: str
 
 
 def data_defaults(n_images: int, height: int, width: int, n_channels: int, dtype,
-                  device_type: str = "cpu") -> DataDefaults:
+                  device_type: str = "cpu", *, memory: int | None = None,
+                  training_bytes: Callable[[int, tuple[int, int]], float] | None = None,
+                  ) -> DataDefaults:
     """Batch size, image size and augmentation preset for ``n_images`` images of this shape.
 
     ``height`` and ``width`` are the images' common size (the median size of
     images of different sizes); ``device_type`` is that of the resolved device.
+    With the device's free ``memory`` (bytes) and ``training_bytes(batch_size,
+    (height, width))``, the memory a training step needs, the image size is
+    also small enough for training to take at most
+    :data:`TRAINING_MEMORY_SHARE` of that memory (the need grows with the pixels).
     """
+    batch_size = default_batch_size(n_images, device_type)
+    max_pixels = None
+    if memory is not None and training_bytes is not None:
+        max_pixels = (TRAINING_MEMORY_SHARE * memory * height * width
+                      / training_bytes(batch_size, (height, width)))
     return DataDefaults(
-        batch_size=default_batch_size(n_images, device_type),
-        image_size=default_image_size(height, width, device_type),
+        batch_size=batch_size,
+        image_size=default_image_size(height, width, device_type, max_pixels),
         augmentation=default_augmentation(n_channels, dtype),
     )

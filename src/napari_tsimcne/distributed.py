@@ -41,6 +41,7 @@ __all__ = [
     "is_main_process",
     "local_batchnorm",
     "local_rank",
+    "planned_world_size",
     "rank",
     "same_on_all_processes",
     "synchronize_batchnorm",
@@ -50,7 +51,12 @@ __all__ = [
 
 def launched_distributed() -> bool:
     """Whether this process was started by ``torchrun`` (or similar) with several processes."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return planned_world_size() > 1
+
+
+def planned_world_size() -> int:
+    """Processes this run trains in, known before the process group is joined (``WORLD_SIZE``)."""
+    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
 
 
 def is_distributed() -> bool:

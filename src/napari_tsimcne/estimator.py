@@ -24,11 +24,11 @@ from .budget import BUDGET_SPLIT, measure_costs, plan_epochs, revise_plan
 from .callbacks import Callback
 from .checkpoint import CheckpointFolder, checkpoint_size, read_checkpoint
 from .clock import TimeLeft, format_duration
-from .defaults import data_defaults
 from .data import (
     DeviceImages, StreamedImages, as_image_stack, fit_intensity_range, should_stream,
     to_uint8_tensor,
 )
+from .memory import check_training_memory, defaults_for_device
 from .network import TSimCNENetwork
 from .persistence import read_model_file, write_model_file
 from .schedule import (
@@ -143,7 +143,12 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         an array stack and uses the median size for a list of images of
         different sizes; ``"auto"`` does the same except that on a CPU square
         images larger than 32 px are shrunk to 32 px (the paper's size, and a
-        quarter of the work of 64 px).
+        quarter of the work of 64 px), and on every device images are shrunk,
+        aspect kept, to at most 256 px on their longer side and to what
+        training fits in the device's free memory
+        (:func:`napari_tsimcne.defaults.default_image_size`).  Before training
+        the memory a step needs is estimated (:mod:`napari_tsimcne.memory`); a
+        size that does not fit is refused with one that does.
     device : str, default "auto"
         ``"auto"`` (cuda, then mps, then cpu), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
     random_state : int, RandomState or None, default None
@@ -344,14 +349,16 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         self._check_parameters()
         stack = as_image_stack(X, min_images=2, axes=self.axes)
         device = resolve_device(self.device)
-        derived = data_defaults(len(stack), *stack.common_size(), stack.n_channels, stack.dtype,
-                                device.type)
-        batch_size = self._check_batch_size(len(stack), derived.batch_size)
-        distributed.init_from_environment(device)
         backbone = resolve_backbone(self.backbone, device)
         accelerations = Accelerations.for_device(device, self.precision, bool(self.compile),
                                                  backbone)
+        derived = defaults_for_device(device, backbone, accelerations, len(stack),
+                                      *stack.common_size(), stack.n_channels, stack.dtype)
+        batch_size = self._check_batch_size(len(stack), derived.batch_size)
+        distributed.init_from_environment(device)
         image_size = self._resolve_image_size(stack, derived.image_size)
+        check_training_memory(backbone, stack.n_channels, batch_size, image_size, device,
+                              accelerations)
         augmentation = derived.augmentation if _is_auto(self.augmentation) else self.augmentation
         augment = make_augmentation(
             augmentation, stack.n_channels, image_size, tuple(self.crop_scale)
@@ -386,9 +393,9 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         )
         stages = stages_for(epochs)
         if self.verbose:
-            print(_settings_line(len(stack), image_size, stack.n_channels, device, backbone,
-                                 batch_size, augmentation, random_state, stages,
-                                 self.time_budget), file=sys.stderr)
+            print(_settings_line(len(stack), stack.common_size(), image_size, stack.n_channels,
+                                 device, backbone, batch_size, augmentation, random_state,
+                                 stages, self.time_budget), file=sys.stderr)
         callbacks = list(self.callbacks or ())
         bars = _ProgressBars() if self.verbose else None
         listeners = [cb for cb in callbacks if hasattr(cb, "on_time_left")] + (
@@ -864,15 +871,21 @@ class _ProgressBars(Callback):
         return False
 
 
-def _settings_line(n_images, image_size, n_channels, device, backbone, batch_size,
+def _settings_line(n_images, native_size, image_size, n_channels, device, backbone, batch_size,
                    augmentation, seed, stages, time_budget) -> str:
-    """What a run will do, printed at its start: images, settings and plan in one line."""
+    """What a run will do, printed at its start: images, settings and plan in one line.
+
+    ``native_size`` is the images' (common) size, which ``image_size`` may shrink.
+    """
     plan = (f"epochs {', '.join(str(stage.epochs) for stage in stages)} "
             f"({', '.join(stage.name for stage in stages)})")
     if time_budget is not None:
         plan += f" planned for a time budget of {format_duration(time_budget)}"
     preset = augmentation if isinstance(augmentation, str) else "custom"
-    return (f"Training on {n_images} images ({image_size[0]}×{image_size[1]} px, "
+    size = f"{image_size[0]}×{image_size[1]} px"
+    if tuple(native_size) != tuple(image_size):
+        size = f"{native_size[0]}×{native_size[1]} px resized to {size}"
+    return (f"Training on {n_images} images ({size}, "
             f"{n_channels} channel(s)) on {device}: {backbone}, batch size {batch_size}, "
             f"augmentation {preset}, seed {seed}; {plan}.")
 

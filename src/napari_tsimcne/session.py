@@ -22,8 +22,10 @@ import torch
 from .callbacks import Callback
 from .checkpoint import CheckpointFolder
 from .clock import format_duration
-from .defaults import DEFAULT_SEED, data_defaults
-from .estimator import TrainingStopped, TSimCNE, resolve_device
+from .defaults import DEFAULT_SEED
+from .estimator import TrainingStopped, TSimCNE, resolve_backbone, resolve_device
+from .memory import defaults_for_device
+from .trainer import Accelerations
 from .schedule import PAPER_EPOCHS, make_stages
 
 __all__ = [
@@ -82,8 +84,16 @@ def available_devices() -> list[str]:
 
 def form_defaults(n_images: int, height: int, width: int, n_channels: int, dtype,
                   device: str = "auto"):
-    """:func:`napari_tsimcne.defaults.data_defaults` for a device name such as ``"auto"``."""
-    return data_defaults(n_images, height, width, n_channels, dtype, resolve_device(device).type)
+    """:func:`napari_tsimcne.defaults.data_defaults` for a device name such as ``"auto"``.
+
+    As for ``TSimCNE``, the image size leaves room in the device's free memory
+    for training (the default backbone).
+    """
+    device = resolve_device(device)
+    backbone = resolve_backbone("auto", device)
+    accelerations = Accelerations.for_device(device, backbone=backbone)
+    return defaults_for_device(device, backbone, accelerations, n_images, height, width,
+                               n_channels, dtype)
 
 
 def parse_epochs(text: str) -> tuple[int, ...]:
