@@ -66,6 +66,7 @@ def main():
     parser.add_argument("--hidden-dim", type=int, default=1024)
     parser.add_argument("--augmentation", default="natural")
     parser.add_argument("--crop-scale", type=float, nargs=2, default=[0.2, 1.0])
+    parser.add_argument("--image-size", type=int, help="side to train at (default: 'auto')")
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baselines", action="store_true")
@@ -90,7 +91,7 @@ def main():
         time_budget=60 * args.budget_minutes if args.budget_minutes else None,
         hidden_dim=args.hidden_dim, augmentation=args.augmentation,
         crop_scale=tuple(args.crop_scale), device=args.device, random_state=args.seed,
-        verbose=True,
+        image_size=args.image_size or "auto", verbose=True,
         precision=args.precision, callbacks=[clock],
     )
     start = time.perf_counter()
