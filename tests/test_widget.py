@@ -4,6 +4,7 @@ Run under a virtual display: ``xvfb-run -a pytest tests/test_widget.py``.
 Models are tiny (ResNet-10 of width 8, 16x16 images, one epoch per stage).
 """
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +67,35 @@ def trained(make_napari_viewer, qtbot):
     widget = add_widget(viewer, TrainWidget)
     train(qtbot, widget)
     return viewer, widget, viewer.layers["blobs map"]
+
+
+def cancel_when(widget, condition):
+    """Press Cancel right after the first progress event that meets ``condition``.
+
+    Cancel is pressed in the main thread, as a person would, while the
+    training thread waits at that event until it has been pressed: the epoch
+    that training stops at does not depend on how busy the machine is.
+    Returns the two connected slots, for ``disconnect_all``.
+    """
+    pressed = threading.Event()
+
+    def press(event):  # main thread, queued like the widget's own progress display
+        if condition(event) and not pressed.is_set():
+            widget.cancel()
+            pressed.set()
+
+    def hold(event):  # training thread, before its next step
+        if condition(event):
+            pressed.wait(60)
+
+    widget._relay.event.connect(press)  # first, so that it is queued before hold waits
+    widget._relay.event.connect(hold, Qt.ConnectionType.DirectConnection)
+    return press, hold
+
+
+def disconnect_all(widget, slots):
+    for slot in slots:
+        widget._relay.event.disconnect(slot)
 
 
 @dataclass
@@ -175,12 +205,8 @@ def test_cancel_keeps_the_previous_result(trained, qtbot):
     first = map_record(layer)
     coordinates = layer.data.copy()
 
-    def cancel_at_first_epoch(event):
-        if event.stage == 0 and event.epoch == 1:
-            widget.cancel()
-
-    widget._relay.event.connect(cancel_at_first_epoch)
-    train(qtbot, widget, epochs="50, 1, 1")
+    cancel_when(widget, lambda event: event.stage == 0 and event.epoch == 1)
+    train(qtbot, widget, epochs="3, 1, 1")
     assert map_record(layer) is first
     np.testing.assert_array_equal(layer.data, coordinates)
     assert layer.name == "blobs map"
@@ -192,10 +218,11 @@ def test_cancel_during_the_2d_stages_keeps_the_map(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     viewer.add_image(make_stack(), name="blobs")
     widget = add_widget(viewer, TrainWidget)
-    widget._relay.event.connect(lambda event: widget.cancel() if event.stage == 2 else None)
-    train(qtbot, widget, epochs="1, 1, 50")
+    cancel_when(widget, lambda event: event.stage == 2 and event.epoch == 1)
+    train(qtbot, widget, epochs="1, 1, 3")
     record = map_record(viewer.layers["blobs map"])
     assert record.model.stopped_early_
+    assert [len(losses) for losses in record.model.loss_history_] == [1, 1, 1]
     assert "stopped early" in widget._status.value
 
 
@@ -212,15 +239,11 @@ def test_cancel_keeps_checkpoints_and_resume_finishes_the_map(make_napari_viewer
     widget._checkpoint_every.value = 1
     assert widget._resume_button.enabled and widget._checkpoint_every.enabled
     resume_enabled_while_running = []
-
-    def cancel_after_two_epochs(event):
-        resume_enabled_while_running.append(widget._resume_button.enabled)
-        if event.done == 2:
-            widget.cancel()
-
-    widget._relay.event.connect(cancel_after_two_epochs)
+    widget._relay.event.connect(
+        lambda event: resume_enabled_while_running.append(widget._resume_button.enabled))
+    cancel = cancel_when(widget, lambda event: event.done == 2)
     train(qtbot, widget, epochs="3, 1, 1")
-    widget._relay.event.disconnect(cancel_after_two_epochs)
+    disconnect_all(widget, cancel)
     assert resume_enabled_while_running and not any(resume_enabled_while_running)
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-0-00001.pt",
                                                        "checkpoint-0-00002.pt"]
