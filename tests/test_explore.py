@@ -10,11 +10,17 @@ from napari_tsimcne.explore import (
     ChannelDisplay,
     ImageMap,
     MapFrame,
+    Coloring,
     atlas,
     atlas_cells,
+    atlas_grid,
+    contrasting_color,
     feature_colors,
     fit_frame,
+    format_number,
     gallery_columns,
+    in_view,
+    legend_html,
     map_layer_data,
     map_table,
     montage,
@@ -183,3 +189,58 @@ def test_map_layer_data_shows_the_record():
     record.color_by = "kind"
     colors = map_layer_data(record, "m")[1]["face_color"]
     assert np.allclose(colors[0], colors[2]) and not np.allclose(colors[0], colors[1])
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (1999.7, "2,000"), (778.2, "778"), (123456, "123,000"), (0.012345, "0.0123"),
+    (0.99, "0.99"), (98.01, "98"), (-4.5e-7, "-0.00000045"), (0, "0"), (2.0, "2"),
+])
+def test_numbers_read_without_exponents(value, text):
+    assert format_number(value) == text
+
+
+def test_colour_scale_ends_are_written_for_people():
+    coloring = feature_colors(np.linspace(700, 2100, 200))
+    assert "e+" not in coloring.description
+    assert [label for label, _ in coloring.legend] == ["714", "2,090"]
+
+
+def test_legend_keeps_each_label_on_one_line_and_fills_columns():
+    blue, red = (0.0, 0.0, 1.0, 1.0), (1.0, 0.0, 0.0, 1.0)
+    categories = Coloring(np.zeros((3, 4)), "3 categories",
+                          [("outlier: debris", blue), ("round", red), ("a<b", blue)])
+    text = legend_html(categories, columns=2)
+    assert "outlier:&nbsp;debris" in text and "a&lt;b" in text
+    assert text.count("<tr>") == 2 and text.count("<td") == 3  # two rows of two columns
+    assert "rgb(255, 0, 0)" in text
+    assert legend_html(categories, columns=1).count("<tr>") == 3
+    many = Coloring(np.zeros((30, 4)), "30 categories", [(str(i), blue) for i in range(30)])
+    assert "10 more" in legend_html(many, columns=4, limit=20)
+    scale = Coloring(np.zeros((2, 4)), "scale", [("778", blue), ("2,000", red)], continuous=True)
+    assert "<table" not in legend_html(scale) and "778" in legend_html(scale)
+    assert legend_html(Coloring(np.zeros((2, 4)), "plain", [])) == ""
+
+
+def test_contrasting_color_is_white_on_dark_and_black_on_light():
+    assert contrasting_color((0, 0, 0)) == (1, 1, 1, 1)
+    assert contrasting_color((0.1, 0.1, 0.3)) == (1, 1, 1, 1)
+    assert contrasting_color((1, 1, 1)) == (0, 0, 0, 1)
+    assert contrasting_color((0.9, 0.9, 0.5)) == (0, 0, 0, 1)
+
+
+def test_atlas_grid_gives_readable_thumbnails_for_the_view():
+    n_cells, size = atlas_grid(500, extent_pixels=640)
+    assert n_cells == 10 and size == 64  # 64 screen pixels per thumbnail
+    assert atlas_grid(500, extent_pixels=6400)[0] == 44  # zoomed in: more cells, up to ~2√N
+    assert atlas_grid(16, extent_pixels=6400)[0] == 8  # few points: few cells
+    n_cells, size = atlas_grid(10**6, extent_pixels=10**6)
+    assert n_cells == 48 and n_cells * size <= 3072  # the atlas image stays small
+    assert atlas_grid(500, extent_pixels=10) == (2, 16)
+
+
+def test_in_view():
+    centre, canvas = (100.0, 200.0), (400, 600)  # zoom 2: 200 x 300 world units
+    assert in_view((100, 200), centre, canvas, zoom=2)
+    assert in_view((180, 60), centre, canvas, zoom=2)
+    assert not in_view((205, 200), centre, canvas, zoom=2)
+    assert not in_view((100, 40), centre, canvas, zoom=2)

@@ -9,6 +9,7 @@ coordinates are the embedding's ``(y, x)``.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from functools import partial
 
@@ -28,9 +29,14 @@ __all__ = [
     "MapFrame",
     "atlas",
     "atlas_cells",
+    "atlas_grid",
+    "contrasting_color",
     "feature_colors",
     "fit_frame",
+    "format_number",
     "gallery_columns",
+    "in_view",
+    "legend_html",
     "map_colors",
     "map_layer_data",
     "map_table",
@@ -280,6 +286,18 @@ def point_size(n_points: int, frame: MapFrame) -> float:
     return fraction * frame.side / frame.scale
 
 
+def in_view(point, centre, canvas_size, zoom: float, margin: float = 0.05) -> bool:
+    """Whether world ``point (y, x)`` is on a canvas of ``canvas_size (h, w)`` pixels.
+
+    The canvas shows ``zoom`` pixels per world unit around ``centre (y, x)``;
+    a point within ``margin`` (a fraction of the canvas) of its edge counts
+    as outside.
+    """
+    half = np.asarray(canvas_size, dtype=np.float64)[-2:] / (2 * zoom) * (1 - margin)
+    offset = np.asarray(point, dtype=np.float64)[-2:] - np.asarray(centre, dtype=np.float64)[-2:]
+    return bool(np.all(np.abs(offset) <= half))
+
+
 @dataclass
 class Coloring:
     """Colours of a map's points and the key to read them.
@@ -322,9 +340,9 @@ def feature_colors(values) -> Coloring:
         scaled = (present.to_numpy(dtype=np.float64) - low) / max(high - low, 1e-12)
         viridis = colormaps["viridis"]
         colors[~missing] = viridis(np.clip(scaled, 0, 1))
-        return Coloring(colors, f"viridis from {low:.3g} (dark) to {high:.3g} (yellow)",
-                        [(f"{low:.3g}", viridis(0.0)), (f"{high:.3g}", viridis(1.0))],
-                        continuous=True)
+        low_text, high_text = format_number(low), format_number(high)
+        return Coloring(colors, f"viridis from {low_text} (dark) to {high_text} (yellow)",
+                        [(low_text, viridis(0.0)), (high_text, viridis(1.0))], continuous=True)
     categories = sorted(present.unique(), key=str)
     cmap = colormaps["tab10" if len(categories) <= 10 else "tab20"]
     lookup = {c: cmap(i % cmap.N) for i, c in enumerate(categories)}
@@ -339,6 +357,53 @@ def map_colors(record: ImageMap) -> Coloring:
         plain = np.tile(np.asarray(record.base_color), (len(record.table), 1))
         return Coloring(plain, "plain", [])
     return feature_colors(record.table[record.color_by])
+
+
+def format_number(value, digits: int = 3) -> str:
+    """A number for people: ``digits`` significant digits, thousands separated, no exponent.
+
+    E.g. ``1999.7`` gives ``"2,000"``, ``778.2`` gives ``"778"`` and
+    ``0.012345`` gives ``"0.0123"``.
+    """
+    value = float(value)
+    if value == 0 or not np.isfinite(value):
+        return f"{value:g}"
+    decimals = digits - 1 - int(np.floor(np.log10(abs(value))))
+    text = f"{round(value, decimals):,.{max(decimals, 0)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def legend_html(coloring: Coloring, columns: int = 1, limit: int = 20) -> str:
+    """A colour key as rich text: a coloured square before each label.
+
+    A scale reads ``low → high`` on one line; categories fill a table of
+    ``columns`` columns, row by row, each label kept on one line (long names
+    such as ``outlier: debris`` are not broken), at most ``limit`` of them.
+    """
+    def entry(label, color):
+        r, g, b = (int(round(255 * c)) for c in color[:3])
+        text = html.escape(str(label)).replace(" ", "&nbsp;")
+        return f'<span style="color: rgb({r}, {g}, {b})">&#9632;</span>&nbsp;{text}'
+
+    if not coloring.legend:
+        return ""
+    if coloring.continuous:
+        return " &rarr; ".join(entry(label, color) for label, color in coloring.legend)
+    entries = [entry(label, color) for label, color in coloring.legend[:limit]]
+    if len(coloring.legend) > limit:
+        entries.append(f"… {len(coloring.legend) - limit} more")
+    columns = max(1, int(columns))
+    rows = ["".join(f'<td style="padding-right: 12px">{cell}</td>'
+                    for cell in entries[start : start + columns])
+            for start in range(0, len(entries), columns)]
+    return '<table cellspacing="0">' + "".join(f"<tr>{row}</tr>" for row in rows) + "</table>"
+
+
+def contrasting_color(background) -> tuple[float, float, float, float]:
+    """White on a dark ``background`` (RGB in ``[0, 1]``), black on a light one."""
+    r, g, b = (float(c) for c in background[:3])
+    return (1.0, 1.0, 1.0, 1.0) if 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.5 else (
+        0.0, 0.0, 0.0, 1.0)
 
 
 def map_layer_data(record: ImageMap, name: str) -> tuple[np.ndarray, dict, str]:
@@ -539,6 +604,29 @@ def atlas_cells(coordinates, n_cells: int = 24, coverage: float = 99.0):
     first[1:] = np.any(keys[1:] != keys[:-1], axis=1)
     chosen = order[first]
     return grid[chosen], chosen, cell, low
+
+
+#: Smallest side of a thumbnail on the screen, in pixels, for it to be readable.
+MIN_THUMBNAIL_PIXELS = 64
+#: Largest side of an atlas image in pixels (its memory grows with the square).
+MAX_ATLAS_PIXELS = 3072
+
+
+def atlas_grid(n_points: int, extent_pixels: float) -> tuple[int, int]:
+    """Grid cells along the side of an atlas, and thumbnail side in pixels, for the view.
+
+    ``extent_pixels`` is how many screen pixels the map's side spans at the
+    current zoom.  Each thumbnail gets at least :data:`MIN_THUMBNAIL_PIXELS`
+    on the screen, and there are no more cells along a side than about twice
+    the square root of the number of points (a finer grid would leave most
+    cells empty).  The thumbnails are drawn at their screen size, between 16
+    and 128 pixels, so that they are sharp without wasting memory.
+    """
+    by_screen = extent_pixels / MIN_THUMBNAIL_PIXELS
+    by_points = 2 * np.sqrt(max(n_points, 1))
+    n_cells = int(np.clip(np.floor(min(by_screen, by_points)), 2, 48))
+    size = int(np.clip(round(extent_pixels / n_cells), 16, min(128, MAX_ATLAS_PIXELS // n_cells)))
+    return n_cells, size
 
 
 def atlas(coordinates, thumbnails_of, *, n_cells: int = 24, thumbnail_size: int = 32) -> Atlas:
