@@ -9,6 +9,7 @@ from napari_tsimcne.crops import (
     crop_objects,
     default_channel_layers,
     default_crop_size,
+    default_inputs,
     describe_layout,
     stack_layers,
     training_images,
@@ -68,6 +69,18 @@ def test_default_layers_are_the_first_stack_and_its_channel_partners():
     assert default_channel_layers([], []) == []
     assert default_channel_layers(shapes, rgb, n_images=7) == [4]
     assert default_channel_layers(shapes, rgb, n_images=9) == []
+
+
+def test_labels_are_chosen_with_the_image_layers_they_cover():
+    stack, field, photo = (10, 64, 64), (512, 512), (512, 512, 3)
+    # A field split into two channel layers, and its labels: all three.
+    assert default_inputs([field, field], [False, False], [field]) == ([0, 1], 0)
+    # Labels of another size cover nothing: the stack alone, as without labels.
+    assert default_inputs([stack, field], [False, False], [(9, 9)]) == ([0], None)
+    assert default_inputs([stack, field], [False, False], [(9, 9), field]) == ([1], 1)
+    assert default_inputs([photo, field], [True, False], [field]) == ([0], 0)  # RGB alone
+    assert default_inputs([stack], [False], [(10, 64, 64)]) == ([0], 0)  # a labelled time-lapse
+    assert default_inputs([], [], [field]) == ([], None)
 
 
 def square_objects():

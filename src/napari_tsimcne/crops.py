@@ -28,6 +28,7 @@ __all__ = [
     "crop_objects",
     "default_channel_layers",
     "default_crop_size",
+    "default_inputs",
     "describe_layout",
     "stack_layers",
     "training_images",
@@ -144,6 +145,27 @@ def default_channel_layers(shapes, rgb, n_images: int | None = None) -> list[int
         return [first]
     return [first] + [i for i in range(first + 1, len(shapes))
                       if not rgb[i] and tuple(shapes[i]) == tuple(shapes[first])]
+
+
+def default_inputs(shapes, rgb, labels_shapes) -> tuple[list[int], int | None]:
+    """Which image layers, and which Labels layer, to train on by default.
+
+    With a Labels layer that covers the same pixels as some image layers
+    (same shape, without the colour axis of RGB layers), the first such
+    Labels layer and those image layers (the channels of the objects'
+    crops) are chosen: labels are there to be cropped.  Otherwise the
+    choice of :func:`default_channel_layers`, without labels.  Returns
+    ``(image layer indices, Labels layer index or None)``.
+    """
+    for index, labels_shape in enumerate(labels_shapes):
+        covering = [i for i, (shape, is_rgb) in enumerate(zip(shapes, rgb))
+                    if tuple(shape[:-1] if is_rgb else shape) == tuple(labels_shape)]
+        if covering:
+            first = covering[0]
+            if rgb[first]:
+                return [first], index
+            return [i for i in covering if not rgb[i]], index
+    return default_channel_layers(shapes, rgb), None
 
 
 def stack_layers(
