@@ -230,7 +230,7 @@ def test_contrasting_color_is_white_on_dark_and_black_on_light():
 
 def test_atlas_grid_gives_readable_thumbnails_for_the_view():
     n_cells, size = atlas_grid(500, extent_pixels=640)
-    assert n_cells == 10 and size == 64  # 64 screen pixels per thumbnail
+    assert n_cells == 13 and size == 49  # at least 48 screen pixels per thumbnail
     assert atlas_grid(500, extent_pixels=6400)[0] == 44  # zoomed in: more cells, up to ~2√N
     assert atlas_grid(16, extent_pixels=6400)[0] == 8  # few points: few cells
     n_cells, size = atlas_grid(10**6, extent_pixels=10**6)

@@ -285,7 +285,9 @@ def test_unwritable_checkpoint_folder_gives_a_clear_message(trained, qtbot, tmp_
     assert [each.name for each in viewer.layers] == names
     assert map_record(layer) is first
     np.testing.assert_array_equal(layer.data, coordinates)
-    assert widget._status.value == "Training failed; see the message."
+    # The whole message stays readable under Progress, after a short first sentence.
+    assert widget._status.value == errors[0]
+    assert errors[0].startswith("Training failed. Cannot write checkpoints")
     assert widget._train_button.text == "Train" and widget._resume_button.enabled
 
 
@@ -340,7 +342,8 @@ def test_labels_layer_gives_one_crop_per_object(make_napari_viewer, qtbot):
     viewer.add_image(image, name="field")
     viewer.add_labels(labels, name="cells")
     widget = add_widget(viewer, TrainWidget)
-    widget._objects.value = viewer.layers["cells"]
+    assert widget._objects.value is viewer.layers["cells"]  # chosen with the image it labels
+    assert widget._images.value == [viewer.layers["field"]]
     widget._crop_size.value = 16
     train(qtbot, widget)
     layer = viewer.layers["field map"]
@@ -351,10 +354,32 @@ def test_labels_layer_gives_one_crop_per_object(make_napari_viewer, qtbot):
     assert features["mean_intensity"].tolist()[:3] == [50, 51, 52]
 
     explorer = viewer.window.dock_widgets["Explore map (napari-tsimcne)"]
+    camera = getattr(viewer, "scene", viewer).camera
+    camera.center = (0, 5000, 5000)  # far from the field
     explorer.select_rows([10])
     qtbot.waitUntil(lambda: len(explorer.gallery.rows) == 1)
+    cells = viewer.layers["cells"]
     assert viewer.dims.current_step[0] == 1
-    assert viewer.layers["cells"].selected_label == 11
+    assert cells.selected_label == 11 and cells.show_selected_label  # the object alone
+    np.testing.assert_allclose(camera.center[-2:], [26.5, 18.5])  # brought into view
+    (box,) = viewer.layers["field map object"].data  # the crop, outlined
+    np.testing.assert_allclose(box.min(axis=0), [26.5 - 8, 18.5 - 8])
+    np.testing.assert_allclose(box.max(axis=0), [26.5 + 8, 18.5 + 8])
+    assert viewer.layers.selection.active is layer
+    explorer.select_rows([3, 10])
+    qtbot.waitUntil(lambda: len(explorer.gallery.rows) == 2)
+    assert not cells.show_selected_label and len(viewer.layers["field map object"].data) == 0
+
+
+def test_a_field_with_labels_is_preselected_whole(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = add_widget(viewer, TrainWidget)  # open before the layers arrive, one by one
+    viewer.open_sample("napari-tsimcne", "cell_field")
+    assert [layer.name for layer in widget._images.value] == ["nucleus", "cell"]
+    assert widget._objects.value is viewer.layers["cell labels"]
+    widget._objects.value = None  # the user's choice is kept from then on
+    viewer.add_points(np.zeros((2, 2)), name="unrelated")
+    assert widget._objects.value is None
 
 
 # ------------------------------------------------------------------------- explore
@@ -400,6 +425,95 @@ def test_lasso_selects_the_points_inside(trained, qtbot):
     assert len(inside) > 0
     assert set(layer.selected_data) == set(inside)
     qtbot.waitUntil(lambda: len(explorer.gallery.rows) == min(len(inside), 100))
+    assert len(lasso.data) == 1
+    outside = next(row for row in range(N_IMAGES) if row not in inside)
+    layer.selected_data = {outside}  # another selection: the outline no longer fits
+    qtbot.waitUntil(lambda: len(lasso.data) == 0)
+
+
+def test_selected_points_are_ringed_above_the_map(trained, qtbot):
+    viewer, _, layer = trained
+    explorer = viewer.window.dock_widgets["Explore map (napari-tsimcne)"]
+    explorer.show_thumbnails(True)
+    explorer.select_rows([4, 9])
+    qtbot.waitUntil(lambda: "blobs map selection" in viewer.layers)
+    ring = viewer.layers["blobs map selection"]
+    np.testing.assert_array_equal(ring.data, layer.data[[4, 9]])
+    np.testing.assert_allclose(ring.scale, layer.scale)
+    np.testing.assert_allclose(ring.translate, layer.translate)
+    assert np.all(ring.size > 2 * layer.size[[4, 9]]) and np.all(ring.border_width >= 0.2)
+    assert ring.canvas_size_limits[0] >= 16  # visible however far the view is zoomed out
+    np.testing.assert_allclose(ring.border_color, 1)  # white on napari's black canvas
+    names = [each.name for each in viewer.layers]
+    assert names.index("blobs map selection") > names.index("blobs map thumbnails") > names.index(
+        "blobs map")
+    assert viewer.layers.selection.active is layer  # clicks still go to the map
+    layer.selected_data = set()
+    qtbot.waitUntil(lambda: len(ring.data) == 0)
+
+
+def test_removing_the_map_clears_the_explorer_and_its_layers(trained, qtbot):
+    viewer, _, layer = trained
+    explorer = viewer.window.dock_widgets["Explore map (napari-tsimcne)"]
+    explorer.find_outliers()
+    explorer.show_thumbnails(True)
+    explorer.start_lasso()
+    explorer.select_rows([1, 2, 3])
+    qtbot.waitUntil(lambda: len(explorer.gallery.rows) == 3)
+    assert explorer.legend.text() and explorer.outlier_list.count() == 25
+    viewer.layers.remove(layer)
+    assert explorer.record is None and explorer.map_box.count() == 0
+    assert len(explorer.gallery.rows) == 0 and explorer.gallery.pixmap().isNull()
+    assert "No map to explore" in explorer.status.text()
+    assert explorer.legend.text() == "" and explorer.color_box.currentText() == "none"
+    assert explorer.outlier_list.count() == 0 and not explorer.thumbnails_button.isChecked()
+    for button in (explorer.lasso_button, explorer.thumbnails_button, explorer.export_button,
+                   explorer.outlier_button, explorer.duplicate_button):
+        assert not button.isEnabled()
+    qtbot.waitUntil(lambda: [each.name for each in viewer.layers] == ["blobs"])  # helpers gone
+    assert explorer.show_thumbnails(True) is None and explorer.start_lasso() is None
+    assert [each.name for each in viewer.layers] == ["blobs"]
+
+
+def test_the_explorer_follows_the_maps(trained, qtbot, tmp_path):
+    viewer, widget, layer = trained
+    explorer = viewer.window.dock_widgets["Explore map (napari-tsimcne)"]
+    map_record(layer).model.save(tmp_path / "model.pt")
+    explorer.find_outliers()
+    (opened,) = viewer.open(tmp_path / "model.pt", plugin="napari-tsimcne")
+    assert explorer.record is map_record(opened) and opened.mode == "select"
+    assert explorer.legend.text() == "" and explorer.outlier_list.count() == 0
+    explorer.show_thumbnails(True)
+    viewer.layers.remove(opened)  # back to the map that is left
+    assert explorer.record is map_record(layer) and explorer.map_box.currentText() == "blobs map"
+    assert explorer.lasso_button.isEnabled() and not explorer.thumbnails_button.isChecked()
+    assert explorer.color_box.currentText() == "outlier_score" and "&rarr;" in explorer.legend.text()
+    qtbot.waitUntil(lambda: "model map thumbnails" not in viewer.layers)
+    layer.name = "renamed"
+    assert explorer.map_box.currentText() == "renamed"
+
+
+def test_a_new_result_resets_what_was_found_in_the_old_one(trained, qtbot):
+    viewer, widget, layer = trained
+    explorer = viewer.window.dock_widgets["Explore map (napari-tsimcne)"]
+    explorer.find_outliers()
+    old_thumbnails = explorer.show_thumbnails(True)
+    train(qtbot, widget)  # the same images again: the map is redrawn in place
+    assert explorer.record is map_record(layer)
+    assert explorer.color_box.currentText() == "none" and explorer.legend.text() == ""
+    assert explorer.outlier_list.count() == 0
+    thumbnails = viewer.layers["blobs map thumbnails"]  # drawn again at the new places
+    assert thumbnails is not old_thumbnails and explorer.thumbnails_button.isChecked()
+
+
+def test_long_status_lines_are_shown_whole(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(900, 600)  # short of room: the form is squeezed
+    widget = add_widget(viewer, TrainWidget)
+    widget._status.value = "Map of 48 images; stopped early by Cancel. " * 4
+    label = widget._status.native
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()) > 3 * (
+        label.fontMetrics().height()))
 
 
 def test_points_do_not_move_when_dragged_or_deleted(trained):
@@ -471,9 +585,11 @@ def test_save_load_and_place_new_images(trained, qtbot, tmp_path, errors):
     widget._map.value = layer
     widget.save_model(path)
     assert path.is_file() and not errors
+    explorer = viewer.window.dock_widgets["Explore map (napari-tsimcne)"]
     loaded = widget.load_model(path)
     np.testing.assert_allclose(loaded.data, layer.data, atol=1e-5)
     assert map_record(loaded).model is not None
+    assert loaded.mode == "select" and explorer.record is map_record(loaded)  # ready to click
 
     viewer.add_image(make_stack(seed=1, n=10), name="new")
     widget._images.value = [viewer.layers["new"]]
@@ -485,6 +601,8 @@ def test_save_load_and_place_new_images(trained, qtbot, tmp_path, errors):
     np.testing.assert_allclose(placed.scale, layer.scale)
     np.testing.assert_allclose(placed.translate, layer.translate)
     np.testing.assert_allclose(placed.face_color[0], PLACED_COLOR)
+    assert placed.mode == "select" and explorer.record is map_record(placed)
+    assert explorer.map_box.currentText() == "new on blobs map"
 
 
 def test_screenshot_shows_the_points(make_napari_viewer, qtbot):

@@ -15,6 +15,7 @@ only connects them to napari.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -36,7 +37,8 @@ from napari.layers.base import ActionType
 from napari.layers.points._points_mouse_bindings import select as napari_select
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QObject, QRect, Qt, QTimer, Signal
+from napari.utils.theme import get_theme
+from qtpy.QtCore import QEvent, QObject, QRect, Qt, QTimer, Signal
 from qtpy.QtGui import QColor, QImage, QPainter, QPixmap
 from qtpy.QtWidgets import (
     QComboBox,
@@ -63,8 +65,25 @@ from .schedule import batch_size_for
 
 __all__ = ["ExploreWidget", "TrainWidget", "show_map"]
 
-#: Metadata key that marks the layers this plugin draws besides maps (thumbnails, lasso).
+#: Metadata key that marks the layers this plugin draws besides maps; its value is the kind.
 HELPER_KEY = "napari-tsimcne helper"
+#: Metadata keys of a helper layer that hold weak references to the map layer it was
+#: drawn for, and to the map's record (the result) it was drawn from.
+HELPER_MAP_KEY = "napari-tsimcne map"
+HELPER_RECORD_KEY = "napari-tsimcne record"
+#: Kinds of helper layers.
+THUMBNAILS, LASSO, SELECTION, OBJECT = "thumbnails", "lasso", "selection", "object"
+#: Selected points are ringed: each ring is this many times its point's size, and at
+#: least this many pixels wide on the screen, however far the view is zoomed out.
+SELECTION_RING_SCALE = 2.2
+SELECTION_RING_PIXELS = 18
+#: Line width of the rings, relative to their size: up to SELECTION_FEW rings are
+#: thick, to be found at a glance; more, which overlap in a cluster, are thin, so
+#: that the points inside them stay visible.
+SELECTION_FEW = 10
+SELECTION_RING_WIDTH_FEW, SELECTION_RING_WIDTH_MANY = 0.2, 0.08
+#: Pixels between the columns of a colour key.
+LEGEND_SPACING = 16
 #: Most images shown at once in the gallery.
 GALLERY_LIMIT = 100
 #: Pixels between the images of the gallery.
@@ -74,6 +93,9 @@ OUTLIER_LIST_LENGTH = 25
 #: What the explore widget says while nothing is selected.
 SELECTION_HINT = ("Click a point, drag a box around points (select mode), or use Lasso; "
                   "the gallery shows their images.")
+#: What the explore widget says while there is no map.
+NO_MAP_HINT = ("No map to explore: train one with Train map, or open a map table (.csv) or a "
+               "model file (.pt).")
 #: Gap between the image and the map placed beside it, as a fraction of the map's side.
 MAP_GAP = 0.1
 
@@ -95,17 +117,83 @@ def _is_plugin_layer(layer) -> bool:
     return map_record(layer) is not None or HELPER_KEY in layer.metadata
 
 
+def _helper_metadata(map_layer: Points, kind: str) -> dict:
+    # Weak references: a helper must not keep a deleted map (and its model) alive.  A
+    # plugin widget sees layers through napari's proxies, made anew at each access:
+    # the reference is to the layer itself.
+    layer = getattr(map_layer, "__wrapped__", map_layer)
+    return {HELPER_KEY: kind, HELPER_MAP_KEY: weakref.ref(layer),
+            HELPER_RECORD_KEY: weakref.ref(map_record(map_layer))}
+
+
+def _owner(layer) -> Points | None:
+    """The map layer a helper layer was drawn for (``None`` for other layers).
+
+    Compare it with ``==``: napari hands plugin widgets proxies of layers,
+    equal to the layer but not the same object.
+    """
+    reference = layer.metadata.get(HELPER_MAP_KEY)
+    return reference() if isinstance(reference, weakref.ref) else None
+
+
+def _helper_of(viewer, map_layer: Points, kind: str):
+    """The helper layer of ``kind`` drawn for ``map_layer``, or ``None``."""
+    return next((layer for layer in viewer.layers if layer.metadata.get(HELPER_KEY) == kind
+                 and _owner(layer) == map_layer), None)
+
+
+def _made_of(layer) -> ImageMap | None:
+    """The map record a thumbnails layer was drawn from."""
+    reference = layer.metadata.get(HELPER_RECORD_KEY)
+    return reference() if isinstance(reference, weakref.ref) else None
+
+
+def _make_canvas_current(viewer) -> None:
+    """Make the OpenGL context of the viewer's canvas current, before a layer is removed.
+
+    napari frees a removed layer's OpenGL resources without making its
+    canvas' context current; freed in another context (Qt's, which composes
+    the window), they leave OpenGL in a state where a later drawing of the
+    canvas crashes (segfault in glDrawArrays), e.g. after a map and the
+    thumbnails drawn for it were removed one after the other.
+    """
+    window = getattr(getattr(viewer, "__wrapped__", viewer), "window", None)
+    canvas = getattr(getattr(window, "_qt_viewer", None), "canvas", None)
+    canvas = getattr(canvas, "_scene_canvas", canvas)
+    if hasattr(canvas, "set_current"):
+        canvas.set_current()
+
+
+def _remove_layers(viewer, layers) -> None:
+    """Remove ``layers`` (those still there) from the viewer."""
+    _make_canvas_current(viewer)
+    for layer in layers:
+        if layer in viewer.layers:
+            viewer.layers.remove(layer)
+
+
+def _remove_soon(viewer, layers) -> None:
+    """Hide ``layers`` now; remove them once napari has finished with the change under way."""
+    for layer in layers:
+        layer.visible = False
+    QTimer.singleShot(0, lambda: _remove_layers(viewer, layers))
+
+
 def show_map(viewer, record: ImageMap, name: str, layer: Points | None = None) -> Points:
     """Draw ``record`` in ``layer`` (updated in place) or in a new Points layer called ``name``.
 
-    The layer is protected against accidental edits (see :func:`protect_map`).
+    The layer is protected against accidental edits (see :func:`protect_map`);
+    a new layer starts in select mode.
     """
-    if layer is None:
+    created = layer is None
+    if created:
         data, kwargs, _ = explore.map_layer_data(record, name)
         layer = viewer.add_points(data, **kwargs)
     else:
         _redraw(layer, record)
     protect_map(layer)
+    if created:
+        layer.mode = "select"  # a new map is there to be clicked
     return layer
 
 
@@ -183,11 +271,16 @@ def _frame_beside(viewer, layer_name: str | None, coordinates) -> explore.MapFra
                              left=float(high[1] + step[1] / 2 + MAP_GAP * side), side=side)
 
 
-def jump_to_image(viewer, record: ImageMap, row: int) -> None:
-    """Show image ``row`` of the map where it lives: its stack position, its object's label."""
+def jump_to_image(viewer, record: ImageMap, row: int) -> Labels | None:
+    """Show image ``row`` of the map where it lives: its stack position, or its object.
+
+    An object cropped from a Labels layer is shown alone in that layer (its
+    label selected, the others hidden) and brought into view if it is off
+    the canvas.  Returns that Labels layer, or ``None``.
+    """
     source = record.source
     if source is None:
-        return
+        return None
     item = record.table.iloc[row]
     position = item["frame"] if source.labels else item["index"]
     if source.stack_axis is not None and source.layer in viewer.layers:
@@ -197,8 +290,67 @@ def jump_to_image(viewer, record: ImageMap, row: int) -> None:
         world = layer.data_to_world(data_position)
         axis = viewer.dims.ndim - layer.ndim + source.stack_axis
         viewer.dims.set_point(axis, world[source.stack_axis])
-    if source.labels in viewer.layers:
-        viewer.layers[source.labels].selected_label = int(item["label"])
+    if source.labels not in viewer.layers:
+        return None
+    labels = viewer.layers[source.labels]
+    labels.selected_label = int(item["label"])
+    labels.show_selected_label = True
+    centre = [item["centroid_row"], item["centroid_col"]]
+    world = labels.data_to_world([item["frame"], *centre] if labels.ndim == 3 else centre)
+    camera = _camera(viewer)
+    if not explore.in_view(world[-2:], camera.center[-2:], viewer.canvas.size, camera.zoom):
+        camera.center = tuple(world[-2:])
+    return labels
+
+
+def _crop_corners(viewer, record: ImageMap | None, row: int) -> np.ndarray | None:
+    """World corners ``(4, 2)`` of the crop of object ``row``, or ``None`` for a map of a stack."""
+    source = None if record is None else record.source
+    if source is None or source.labels not in viewer.layers or record.images is None:
+        return None
+    labels = viewer.layers[source.labels]
+    item = record.table.iloc[row]
+    half = record.images.shape[1] / 2
+    corners = np.array([[-1, -1], [-1, 1], [1, 1], [1, -1]]) * half + [item["centroid_row"],
+                                                                      item["centroid_col"]]
+    return corners * np.asarray(labels.scale)[-2:] + np.asarray(labels.translate)[-2:]
+
+
+def _camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return viewer.camera if scene is None else scene.camera
+
+
+def _report_error(show_status, headline: str, message: str) -> None:
+    """Say what went wrong: a notification, and the whole text in a widget's status area.
+
+    ``headline`` is a short first sentence with the point, so that it is what
+    a notification cut to one line still shows.
+    """
+    text = f"{headline} {message}"
+    show_status(text)
+    show_error(text)
+
+
+class _GrowWithText(QObject):
+    """Keeps a word-wrapped label at least as tall as its text at its width.
+
+    Layouts short of room squeeze a word-wrapped label to one line otherwise,
+    cutting off the rest of its text.  A label repaints after every change of
+    text or width, which is when its height is checked.
+    """
+
+    def eventFilter(self, label, event):
+        if event.type() in (QEvent.Type.Paint, QEvent.Type.Resize):
+            needed = label.heightForWidth(label.width())
+            if needed > 0 and needed != label.minimumHeight():
+                label.setMinimumHeight(needed)
+        return False
+
+
+def _grow_with_text(label: QLabel) -> None:
+    label.installEventFilter(_GrowWithText(label))
 
 
 def _display_of(layers) -> ChannelDisplay:
@@ -231,6 +383,7 @@ class TrainWidget(Container):
         self._relay.event.connect(self._on_progress)
         self._run = None  # the run in progress: map layer, its previous record, input
         self._input_key = None  # the input the defaults were last set for
+        self._default_inputs = ([], None)  # the layers last chosen by default
         self._default_size = None  # the default image size, offered among the choices
 
         self._images = Select(
@@ -291,6 +444,7 @@ class TrainWidget(Container):
             label.native.setWordWrap(True)
             label.native.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
             label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+            _grow_with_text(label.native)
         self._map = ComboBox(label="Map", choices=self._map_choices,
                              tooltip="The map whose model is saved or used to place images.")
         self._save_button = PushButton(text="Save model…")
@@ -355,14 +509,24 @@ class TrainWidget(Container):
         ]
 
     def reset_choices(self, *_):
-        """Refresh the layer lists (napari calls this when layers change) and the defaults."""
+        """Refresh the layer lists (napari calls this when layers change) and the defaults.
+
+        The layers to train on are chosen anew (see :func:`crops.default_inputs`)
+        as long as the user has not changed the choice, so that layers that
+        arrive one by one (a sample's channels, then its labels) are chosen
+        together.
+        """
         super().reset_choices()
-        if not self._images.value:
-            candidates = [layer for _, layer in self._image_choices()]
-            chosen = crops.default_channel_layers(
-                [layer.data.shape for layer in candidates], [layer.rgb for layer in candidates]
-            )
-            self._images.value = [candidates[i] for i in chosen]
+        chosen = (list(self._images.value), self._objects.value)
+        if not chosen[0] or chosen == self._default_inputs:
+            images = [layer for _, layer in self._image_choices()]
+            labels = [layer for _, layer in self._labels_choices() if layer is not None]
+            image_indices, labels_index = crops.default_inputs(
+                [layer.data.shape for layer in images], [layer.rgb for layer in images],
+                [layer.data.shape for layer in labels])
+            self._default_inputs = ([images[i] for i in image_indices],
+                                    None if labels_index is None else labels[labels_index])
+            self._images.value, self._objects.value = self._default_inputs
         self._on_input_changed()
 
     def _layouts(self):
@@ -473,7 +637,7 @@ class TrainWidget(Container):
             settings = self.settings(resume=resume)
             request, run = self._request(min_images=2)
         except ValueError as error:
-            show_error(str(error))
+            _report_error(self._show_status, "Training did not start.", str(error))
             return
         run.layer = _map_layer_named(self._viewer, run.name)
         run.previous = map_record(run.layer)
@@ -525,6 +689,9 @@ class TrainWidget(Container):
             self._stop_quietly()
             self._status.value = "Stopping…"
 
+    def _show_status(self, text: str) -> None:
+        self._status.value = text
+
     def _stop_quietly(self, *_):
         """Stop training without touching the widgets, which may be gone."""
         if self._progress is not None:
@@ -560,8 +727,7 @@ class TrainWidget(Container):
                 self._status.value = ("Stopped before the 2-D map existed; the previous result is "
                                       "kept." + _resume_hint(run))
             else:
-                self._status.value = "Training failed; see the message."
-                show_error(outcome.error)
+                _report_error(self._show_status, "Training failed.", outcome.error)
             return
         prepared, result = outcome.value
         table = explore.map_table(result.embedding, _extra_features(prepared, run.user_features))
@@ -588,7 +754,7 @@ class TrainWidget(Container):
             _redraw(run.layer, run.previous)
             run.layer.name = run.name
         elif run.created:
-            self._viewer.layers.remove(run.layer)
+            _remove_layers(self._viewer, [run.layer])
 
     def _on_worker_finished(self):
         self._worker = None
@@ -623,11 +789,12 @@ class TrainWidget(Container):
         """The record of the map chosen under 'Map', if it has a model; else say why not."""
         record = map_record(self._map.value)
         if record is None:
-            show_error("Train a map or load a model first.")
+            _report_error(self._show_status, "No map chosen.", "Train a map or load a model first.")
             return None
         if record.model is None:
-            show_error(f"The map '{self._map.value.name}' has no model (it was read from a "
-                       "table); load the model file it was made with.")
+            _report_error(self._show_status, "This map has no model.",
+                          f"The map '{self._map.value.name}' was read from a table; load the "
+                          "model file it was made with.")
             return None
         return record
 
@@ -638,7 +805,7 @@ class TrainWidget(Container):
             return
         outcome = session.capture(record.model.save, path)
         if outcome.error:
-            show_error(outcome.error)
+            _report_error(self._show_status, "Saving the model failed.", outcome.error)
         else:
             show_info(f"Saved the model to {path}.")
 
@@ -649,7 +816,7 @@ class TrainWidget(Container):
         """
         outcome = session.capture(TSimCNE.load, path, device=self._device.value)
         if outcome.error:
-            show_error(outcome.error)
+            _report_error(self._show_status, "Loading the model failed.", outcome.error)
             return None
         model = outcome.value
         record = ImageMap(table=explore.map_table(model.embedding_), model=model)
@@ -658,6 +825,7 @@ class TrainWidget(Container):
         layer = show_map(self._viewer, record, f"{Path(path).stem} map")
         self._map.reset_choices()
         self._map.value = layer
+        self._open_explorer()
         return layer
 
     def place_images(self, *_) -> None:
@@ -668,7 +836,7 @@ class TrainWidget(Container):
         try:
             request, run = self._request(min_images=1)
         except ValueError as error:
-            show_error(str(error))
+            _report_error(self._show_status, "Placing did not start.", str(error))
             return
         run.name = f"{run.source_layer} on {self._map.value.name}"
         run.frame = record.frame
@@ -678,8 +846,7 @@ class TrainWidget(Container):
     def _on_placed(self, outcome: session.Outcome):
         run = self._run
         if outcome.error is not None:
-            self._status.value = "Placing failed; see the message."
-            show_error(outcome.error)
+            _report_error(self._show_status, "Placing failed.", outcome.error)
             return
         prepared, (embedding, features) = outcome.value
         record = ImageMap(
@@ -690,6 +857,7 @@ class TrainWidget(Container):
         )
         show_map(self._viewer, record, run.name, _map_layer_named(self._viewer, run.name))
         self._status.value = f"Placed {len(embedding)} images on the map."
+        self._open_explorer()
 
 
 @dataclass
@@ -801,17 +969,6 @@ class GalleryView(QLabel):
             self.tile_clicked.emit(row)
 
 
-def _legend_html(coloring: explore.Coloring, limit: int = 20) -> str:
-    """A colour key as rich text: a coloured square before each label."""
-    entries = [
-        f'<span style="color: rgb({int(r * 255)}, {int(g * 255)}, {int(b * 255)})">&#9632;</span>'
-        f"&nbsp;{label}" for label, (r, g, b, _) in coloring.legend[:limit]
-    ]
-    more = f" … ({len(coloring.legend) - limit} more)" if len(coloring.legend) > limit else ""
-    separator = " &rarr; " if coloring.continuous else " &nbsp; "
-    return separator.join(entries) + more
-
-
 def _pixmap(image: np.ndarray) -> QPixmap:
     image = np.ascontiguousarray(image)
     height, width = image.shape[:2]
@@ -820,13 +977,22 @@ def _pixmap(image: np.ndarray) -> QPixmap:
 
 
 class ExploreWidget(QWidget):
-    """Look at a map: gallery of the selected images, colours, outliers, near-duplicates."""
+    """Look at a map: gallery of the selected images, colours, outliers, near-duplicates.
+
+    The widget follows the layer list: a new map becomes the one explored,
+    and when the explored map is deleted the widget moves to another map or
+    clears itself, removing the layers it drew for the deleted one.
+    """
 
     def __init__(self, napari_viewer):
         super().__init__()
         self._viewer = napari_viewer
         self._layer: Points | None = None
+        self._shown_record: ImageMap | None = None  # what the lists and thumbnails were made of
+        self._coloring: explore.Coloring | None = None
         self._requested_order: list[int] = []
+        self._lasso_rows: set[int] = set()
+        self._labels_alone: Labels | None = None  # a Labels layer showing only the clicked object
         self._gallery_timer = QTimer(self, singleShot=True, interval=0)
         self._gallery_timer.timeout.connect(self._on_selection_settled)
 
@@ -836,7 +1002,8 @@ class ExploreWidget(QWidget):
         self.lasso_button.setToolTip("Draw around points on the map to select them.")
         self.thumbnails_button = QPushButton("Thumbnails")
         self.thumbnails_button.setCheckable(True)
-        self.thumbnails_button.setToolTip("Show one image per grid cell at its place on the map.")
+        self.thumbnails_button.setToolTip("Show one image per grid cell at its place on the map, "
+                                          "sized for the current zoom.")
         self.export_button = QPushButton("Export CSV…")
         self.outlier_button = QPushButton("Find outliers")
         self.outlier_list = QListWidget()
@@ -848,9 +1015,10 @@ class ExploreWidget(QWidget):
         self.duplicate_button = QPushButton("Find near-duplicates")
         self.duplicate_list = QListWidget()
         self.legend = QLabel()
-        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.status = QLabel(SELECTION_HINT)
         self.status.setWordWrap(True)
+        _grow_with_text(self.status)
         self.gallery = GalleryView()
         self._layout_widgets()
 
@@ -864,9 +1032,11 @@ class ExploreWidget(QWidget):
         self.duplicate_button.clicked.connect(self.find_duplicates)
         self.duplicate_list.itemClicked.connect(self._on_list_item)
         self.gallery.tile_clicked.connect(self._on_tile_clicked)
-        self._viewer.layers.events.inserted.connect(self._refresh_maps)
-        self._viewer.layers.events.removed.connect(self._refresh_maps)
-        self._refresh_maps()
+        self._viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        self._viewer.layers.events.removing.connect(self._before_layer_removed)
+        self._viewer.layers.events.removed.connect(self._on_layer_removed)
+        self._explore(None)
+        self._fill_map_box()
 
     def _layout_widgets(self) -> None:
         form = QFormLayout()
@@ -906,34 +1076,95 @@ class ExploreWidget(QWidget):
     def record(self) -> ImageMap | None:
         return map_record(self._layer)
 
-    def _refresh_maps(self, *_):
+    def _on_layer_inserted(self, event) -> None:
+        layer = event.value
+        if map_record(layer) is not None:
+            self._fill_map_box(explore=layer)
+            layer.mode = "select"  # also for maps opened from files
+
+    def _before_layer_removed(self, _event) -> None:
+        _make_canvas_current(self._viewer)  # also for removals by the user
+
+    def _on_layer_removed(self, event) -> None:
+        layer = event.value
+        if map_record(layer) is not None:
+            _remove_soon(self._viewer, [h for h in self._viewer.layers if _owner(h) == layer])
+            self._fill_map_box()
+        elif self._layer is not None and _owner(layer) == self._layer:
+            self._set_thumbnails_checked(_helper_of(self._viewer, self._layer, THUMBNAILS)
+                                         is not None)
+
+    def _fill_map_box(self, *_, explore: Points | None = None) -> None:
+        """List the viewer's maps and explore ``explore``, else the current map, else the newest."""
         maps = [layer for layer in self._viewer.layers if map_record(layer)]
-        newest = maps[-1] if maps and (self._layer is None or self._layer not in maps) else None
-        current = newest or self._layer
+        if explore not in maps:
+            explore = self._layer if self._layer in maps else (maps[-1] if maps else None)
         self.map_box.blockSignals(True)
         self.map_box.clear()
         for layer in maps:
             self.map_box.addItem(layer.name, layer)
+            layer.events.name.connect(self._fill_map_box)
+            layer.events.features.connect(self._on_features_changed)
+        self.map_box.setCurrentIndex(-1 if explore is None else maps.index(explore))
         self.map_box.blockSignals(False)
-        self.map_box.setCurrentIndex(maps.index(current) if current in maps else -1)
-        if current is not self._layer or current is None:
-            self._on_map_chosen()
+        if explore != self._layer:
+            self._explore(explore)
 
     def _on_map_chosen(self, *_):
-        if self._layer is not None:
-            self._layer.selected_data.events.items_changed.disconnect(self._schedule_gallery)
-            self._layer.events.features.disconnect(self._refresh_colors)
-        self._layer = self.map_box.currentData()
-        self.outlier_list.clear()
-        self.duplicate_list.clear()
-        if self._layer is not None:
-            protect_map(self._layer)
+        self._explore(self.map_box.currentData())
+
+    def _explore(self, layer: Points | None) -> None:
+        """Make ``layer`` (a map, or ``None``) the explored map; everything shown follows it."""
+        old = self._layer
+        if old is not None:
+            old.selected_data.events.items_changed.disconnect(self._schedule_gallery)
+            self._outline_object(None)
+            # What follows the selection of the old map would no longer follow it.
+            _remove_soon(self._viewer, [h for h in (_helper_of(self._viewer, old, kind)
+                                                    for kind in (LASSO, SELECTION, OBJECT))
+                                        if h is not None])
+        self._layer = layer
+        self._requested_order = []
+        if layer is not None:
+            protect_map(layer)
             if self.record.images is None and not self.record.preview:
                 self._link_images()
-            self._layer.selected_data.events.items_changed.connect(self._schedule_gallery)
-            self._layer.events.features.connect(self._refresh_colors)
+            layer.selected_data.events.items_changed.connect(self._schedule_gallery)
+        for widget in (self.color_box, self.lasso_button, self.thumbnails_button,
+                       self.export_button, self.outlier_button, self.duplicate_tolerance,
+                       self.duplicate_button):
+            widget.setEnabled(layer is not None)
+        self._show_record()
+
+    def _show_record(self) -> None:
+        """Start afresh from the explored map's record: lists, colours, thumbnails, selection."""
+        self._shown_record = self.record
+        self.outlier_list.clear()
+        self.duplicate_list.clear()
         self._refresh_colors()
-        self.update_gallery()
+        thumbnails = None if self._layer is None else _helper_of(self._viewer, self._layer,
+                                                                  THUMBNAILS)
+        self._set_thumbnails_checked(thumbnails is not None)
+        self._show_selection()
+
+    def _on_features_changed(self, event) -> None:
+        """A map's table changed: a column was added, or the map was redrawn with a new result."""
+        layer = event.source
+        thumbnails = _helper_of(self._viewer, layer, THUMBNAILS)
+        if layer != self._layer:
+            if thumbnails is not None and _made_of(thumbnails) is not map_record(layer):
+                _remove_soon(self._viewer, [thumbnails])  # the points moved away from them
+        elif self.record is not self._shown_record:
+            wanted = self.thumbnails_button.isChecked()
+            self._show_record()
+            if wanted and self.record.images is not None:
+                self.show_thumbnails(True)
+            elif wanted:  # a map in training: its images come with the finished map
+                if thumbnails is not None:
+                    _remove_layers(self._viewer, [thumbnails])
+                self._set_thumbnails_checked(True)
+        else:
+            self._refresh_colors()
 
     def _link_images(self) -> None:
         """Attach an open image stack with one image per point to a map read from a file.
@@ -965,8 +1196,10 @@ class ExploreWidget(QWidget):
 
     def resizeEvent(self, event):
         super().resizeEvent(event)
+        self._show_legend(self._coloring)  # as many columns as fit
         self.update_gallery()  # the tiles follow the new width
 
+    # ------------------------------------------------------------------ colours
     def _refresh_colors(self, *_):
         record = self.record
         columns = [] if record is None else [c for c in record.table.columns if c not in ("x", "y")]
@@ -975,6 +1208,7 @@ class ExploreWidget(QWidget):
         self.color_box.addItems(["none", *columns])
         self.color_box.setCurrentText(record.color_by if record and record.color_by else "none")
         self.color_box.blockSignals(False)
+        self._show_legend(None if record is None else explore.map_colors(record))
 
     def _on_color_chosen(self, name: str):
         self.color_by(None if name in ("none", "") else name)
@@ -987,11 +1221,28 @@ class ExploreWidget(QWidget):
         record.color_by = feature
         coloring = explore.map_colors(record)
         self._layer.face_color = coloring.colors
-        self.legend.setText(_legend_html(coloring))
+        self._show_legend(coloring)
         if self.color_box.currentText() != (feature or "none"):
+            self.color_box.blockSignals(True)
             self.color_box.setCurrentText(feature or "none")
+            self.color_box.blockSignals(False)
 
-    # ----------------------------------------------------------------- gallery
+    def _show_legend(self, coloring: explore.Coloring | None) -> None:
+        """The key of ``coloring`` in as many columns as the widget's width holds."""
+        self._coloring = coloring
+        if coloring is None or not coloring.legend:
+            self.legend.clear()
+            self.legend.setVisible(False)
+            return
+        metrics = self.legend.fontMetrics()
+        widest = max(metrics.horizontalAdvance(f"■ {label}") for label, _ in coloring.legend)
+        # The key sits in the column of the colour box, also while it is hidden.
+        width = self.width() - self.color_box.x()
+        columns = max(1, width // (widest + LEGEND_SPACING))
+        self.legend.setText(explore.legend_html(coloring, columns=columns))
+        self.legend.setVisible(True)
+
+    # ---------------------------------------------------------------- selection
     def selected_rows(self) -> np.ndarray:
         """Selected map rows, in the order they were asked for (e.g. most unusual first)."""
         if self._layer is None:
@@ -1003,20 +1254,108 @@ class ExploreWidget(QWidget):
 
     def _on_selection_settled(self) -> None:
         """One selected image also moves the viewer to it; any selection fills the gallery."""
+        if self._layer is None:
+            return
         rows = self.selected_rows()
         if len(rows) == 1:
-            jump_to_image(self._viewer, self.record, int(rows[0]))
+            self._labels_alone = jump_to_image(self._viewer, self.record, int(rows[0]))
+        self._show_selection()
+
+    def _show_selection(self) -> None:
+        """Ring the selected points, drop a lasso outline that no longer fits, fill the gallery."""
+        rows = self.selected_rows()
+        self._ring(rows)
+        lasso = None if self._layer is None else _helper_of(self._viewer, self._layer, LASSO)
+        if lasso is not None and len(lasso.data) and set(rows.tolist()) != self._lasso_rows:
+            lasso.data = []
+        self._outline_object(int(rows[0]) if len(rows) == 1 else None)
         self.update_gallery()
 
+    def _outline_object(self, row: int | None) -> None:
+        """Outline the crop of object ``row`` in the image it was cut from.
+
+        ``None`` removes the outline and shows all labels again.
+        """
+        if row is None and self._labels_alone is not None:
+            if self._labels_alone in self._viewer.layers:
+                self._labels_alone.show_selected_label = False
+            self._labels_alone = None
+        box = None if self._layer is None else _helper_of(self._viewer, self._layer, OBJECT)
+        corners = None if row is None else _crop_corners(self._viewer, self.record, row)
+        if corners is None:
+            if box is not None and len(box.data):
+                box.data = []
+            return
+        if box is not None:
+            box.data = [corners]
+            return
+        side = float(np.ptp(corners[:, 0]))
+        color = explore.contrasting_color(
+            np.asarray(get_theme(self._viewer.theme).canvas.as_rgb_tuple()) / 255)
+        self._viewer.add_shapes(
+            [corners], shape_type="polygon", name=f"{self._layer.name} object",
+            edge_color=np.asarray(color), face_color="transparent", edge_width=side / 25,
+            metadata=_helper_metadata(self._layer, OBJECT))
+        self._viewer.layers.selection.active = self._layer  # clicks go to the map
+
+    def _ring(self, rows: np.ndarray) -> None:
+        """Draw a ring around each selected point, above the map and its thumbnails.
+
+        The rings are a layer of their own, so that they can keep a size on
+        the screen (:data:`SELECTION_RING_PIXELS` at least) whatever the zoom,
+        in a colour that stands out from the canvas whatever the points' colours.
+        """
+        if self._layer is None:
+            return
+        ring = _helper_of(self._viewer, self._layer, SELECTION)
+        if ring is None and len(rows) == 0:
+            return
+        data = self._layer.data[rows]
+        sizes = SELECTION_RING_SCALE * np.asarray(self._layer.size, dtype=np.float64)[rows]
+        color = explore.contrasting_color(
+            np.asarray(get_theme(self._viewer.theme).canvas.as_rgb_tuple()) / 255)
+        width = SELECTION_RING_WIDTH_FEW if len(rows) <= SELECTION_FEW else (
+            SELECTION_RING_WIDTH_MANY)
+        if ring is None:
+            ring = self._viewer.add_points(
+                data, name=f"{self._layer.name} selection", size=sizes,
+                face_color="transparent", border_color=np.asarray(color), border_width=width,
+                border_width_is_relative=True,
+                canvas_size_limits=(SELECTION_RING_PIXELS, 100_000),
+                scale=self._layer.scale, translate=self._layer.translate,
+                metadata=_helper_metadata(self._layer, SELECTION))
+            self._stack_helpers()
+            return
+        ring.data = data
+        ring.size = sizes
+        ring.border_width = width
+        ring.border_color = np.asarray(color)
+        ring.face_color = "transparent"
+        ring.scale, ring.translate = self._layer.scale, self._layer.translate
+
+    def _stack_helpers(self) -> None:
+        """Thumbnails right above the map and the selection ring above them; the map active."""
+        position = self._viewer.layers.index(self._layer)
+        for kind in (THUMBNAILS, SELECTION):
+            helper = _helper_of(self._viewer, self._layer, kind)
+            if helper is not None:
+                self._viewer.layers.move(self._viewer.layers.index(helper), position + 1)
+                position = self._viewer.layers.index(helper)
+        # Clicks go to the active layer: the map, never a helper.
+        self._viewer.layers.selection.active = self._layer
+
+    # ----------------------------------------------------------------- gallery
     def update_gallery(self) -> None:
         """Show the images of the selected points (the first :data:`GALLERY_LIMIT`)."""
         record, rows = self.record, self.selected_rows()
         if record is None or len(rows) == 0:
             self.gallery.clear()
             self.gallery.rows = np.array([], dtype=int)
-            self.status.setText(SELECTION_HINT)
+            self.status.setText(NO_MAP_HINT if record is None else SELECTION_HINT)
             return
         if record.images is None:
+            self.gallery.clear()
+            self.gallery.rows = np.array([], dtype=int)
             self.status.setText(f"{len(rows)} selected. This map has no images attached "
                                 "(it was read from a file), so there is nothing to show.")
             return
@@ -1028,7 +1367,8 @@ class ExploreWidget(QWidget):
                                 self.gallery.parentWidget().width() - 4)
 
     def _on_tile_clicked(self, row: int):
-        jump_to_image(self._viewer, self.record, row)
+        self._labels_alone = jump_to_image(self._viewer, self.record, row)
+        self._outline_object(row)
 
     def select_rows(self, rows) -> None:
         """Select map rows ``rows`` (the gallery follows)."""
@@ -1045,14 +1385,13 @@ class ExploreWidget(QWidget):
         """Add (or reuse) a Shapes layer where each drawn polygon selects the points inside."""
         if self._layer is None:
             return None
-        name = f"{self._layer.name} lasso"
-        if name in self._viewer.layers:
-            lasso = self._viewer.layers[name]
-        else:
+        lasso = _helper_of(self._viewer, self._layer, LASSO)
+        if lasso is None:
             lasso = self._viewer.add_shapes(
-                ndim=2, name=name, scale=self._layer.scale, translate=self._layer.translate,
-                edge_color="yellow", face_color=[1, 1, 0, 0.1], edge_width=self._layer.size.mean() / 3,
-                metadata={HELPER_KEY: "lasso"},
+                ndim=2, name=f"{self._layer.name} lasso", scale=self._layer.scale,
+                translate=self._layer.translate, edge_color="yellow",
+                face_color=[1, 1, 0, 0.1], edge_width=self._layer.size.mean() / 3,
+                metadata=_helper_metadata(self._layer, LASSO),
             )
             lasso.events.data.connect(self._on_lasso_drawn)
         self._viewer.layers.selection.active = lasso
@@ -1061,13 +1400,15 @@ class ExploreWidget(QWidget):
         return lasso
 
     def _on_lasso_drawn(self, event):
-        if event.action != ActionType.ADDED or self.record is None:
+        if event.action != ActionType.ADDED or _owner(event.source) != self._layer:
             return
         polygon = event.source.data[-1]
-        self.select_rows(explore.points_in_polygon(self.record.coordinates, polygon))
+        rows = explore.points_in_polygon(self.record.coordinates, polygon)
+        self._lasso_rows = set(rows.tolist())
         if len(event.source.data) > 1:  # keep only the newest outline on screen
             with event.source.events.data.blocker(self._on_lasso_drawn):
                 event.source.data = [polygon]
+        self.select_rows(rows)
 
     # -------------------------------------------------------- outliers, dupes
     def _vectors(self, need_features: bool):
@@ -1123,28 +1464,43 @@ class ExploreWidget(QWidget):
 
     # ------------------------------------------------------ thumbnails, export
     def show_thumbnails(self, visible: bool = True) -> Image | None:
-        """Show (or hide) an image of thumbnails laid out at the points' places, above them."""
+        """Show (or hide) an image of thumbnails laid out at the points' places, above them.
+
+        The grid and the thumbnails' resolution are chosen for the current
+        zoom (see :func:`explore.atlas_grid`); press again after zooming to
+        redraw them for the new view.
+        """
         record = self.record
-        name = None if self._layer is None else f"{self._layer.name} thumbnails"
-        if name in self._viewer.layers:
-            self._viewer.layers.remove(name)
-        if not visible or record is None:
+        if record is None:
             return None
-        if record.images is None:
-            self.status.setText("This map has no images attached, so no thumbnails.")
+        shown = _helper_of(self._viewer, self._layer, THUMBNAILS)
+        if shown is not None:
+            _remove_layers(self._viewer, [shown])
+        if not visible or record.images is None:
+            if visible:
+                self.status.setText("This map has no images attached, so no thumbnails.")
+            self._set_thumbnails_checked(False)
             return None
         indices = record.table["index"].to_numpy()
+        n_cells, size = explore.atlas_grid(len(indices),
+                                           record.frame.side * _camera(self._viewer).zoom)
         atlas = explore.atlas(record.coordinates,
-                              lambda rows: record.display.to_rgb(record.images[indices[rows]]))
+                              lambda rows: record.display.to_rgb(record.images[indices[rows]]),
+                              n_cells=n_cells, thumbnail_size=size)
         scale, translate = atlas.layer_transform(record.frame)
-        layer = self._viewer.add_image(atlas.image, rgb=True, name=name, scale=scale,
-                                       translate=translate, metadata={HELPER_KEY: "thumbnails"})
-        # Above the points, which would hide the small thumbnails; clicks still
-        # go to the map, which stays the active layer.
-        self._viewer.layers.move(self._viewer.layers.index(layer),
-                                 self._viewer.layers.index(self._layer) + 1)
-        self._viewer.layers.selection.active = self._layer
+        layer = self._viewer.add_image(atlas.image, rgb=True, name=f"{self._layer.name} thumbnails",
+                                       scale=scale, translate=translate,
+                                       metadata=_helper_metadata(self._layer, THUMBNAILS))
+        # Above the points, which would hide the thumbnails; clicks still go to
+        # the map, which stays the active layer.
+        self._stack_helpers()
+        self._set_thumbnails_checked(True)
         return layer
+
+    def _set_thumbnails_checked(self, checked: bool) -> None:
+        self.thumbnails_button.blockSignals(True)
+        self.thumbnails_button.setChecked(checked)
+        self.thumbnails_button.blockSignals(False)
 
     def _ask_export(self):
         if self.record is None:
@@ -1158,6 +1514,6 @@ class ExploreWidget(QWidget):
         """Write the map's table (index, x, y and all features) to a CSV file."""
         outcome = session.capture(explore.write_map_csv, self.record.table, path)
         if outcome.error:
-            show_error(outcome.error)
+            _report_error(self.status.setText, "Export failed.", outcome.error)
         else:
             self.status.setText(f"Exported {len(self.record.table)} rows to {path}.")

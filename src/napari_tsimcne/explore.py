@@ -607,7 +607,7 @@ def atlas_cells(coordinates, n_cells: int = 24, coverage: float = 99.0):
 
 
 #: Smallest side of a thumbnail on the screen, in pixels, for it to be readable.
-MIN_THUMBNAIL_PIXELS = 64
+MIN_THUMBNAIL_PIXELS = 48
 #: Largest side of an atlas image in pixels (its memory grows with the square).
 MAX_ATLAS_PIXELS = 3072
 
