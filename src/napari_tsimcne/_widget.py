@@ -73,15 +73,13 @@ HELPER_MAP_KEY = "napari-tsimcne map"
 HELPER_RECORD_KEY = "napari-tsimcne record"
 #: Kinds of helper layers.
 THUMBNAILS, LASSO, SELECTION, OBJECT = "thumbnails", "lasso", "selection", "object"
-#: Selected points are ringed: each ring is this many times its point's size, and at
-#: least this many pixels wide on the screen, however far the view is zoomed out.
-SELECTION_RING_SCALE = 2.2
-SELECTION_RING_PIXELS = 18
-#: Line width of the rings, relative to their size: up to SELECTION_FEW rings are
-#: thick, to be found at a glance; more, which overlap in a cluster, are thin, so
-#: that the points inside them stay visible.
+#: Selected points are ringed: (times the point's size, least width on the screen in
+#: pixels, line width relative to the ring's size).  Up to SELECTION_FEW rings are
+#: large and thick, to be found at a glance however far the view is zoomed out;
+#: more, which would merge in a cluster, hug their points with a thin line.
 SELECTION_FEW = 10
-SELECTION_RING_WIDTH_FEW, SELECTION_RING_WIDTH_MANY = 0.2, 0.08
+SELECTION_RING_FEW = (2.2, 18, 0.2)
+SELECTION_RING_MANY = (1.4, 8, 0.12)
 #: Pixels between the columns of a colour key.
 LEGEND_SPACING = 16
 #: Most images shown at once in the gallery.
@@ -1302,8 +1300,8 @@ class ExploreWidget(QWidget):
         """Draw a ring around each selected point, above the map and its thumbnails.
 
         The rings are a layer of their own, so that they can keep a size on
-        the screen (:data:`SELECTION_RING_PIXELS` at least) whatever the zoom,
-        in a colour that stands out from the canvas whatever the points' colours.
+        the screen whatever the zoom (see :data:`SELECTION_RING_FEW`), in a
+        colour that stands out from the canvas whatever the points' colours.
         """
         if self._layer is None:
             return
@@ -1311,17 +1309,16 @@ class ExploreWidget(QWidget):
         if ring is None and len(rows) == 0:
             return
         data = self._layer.data[rows]
-        sizes = SELECTION_RING_SCALE * np.asarray(self._layer.size, dtype=np.float64)[rows]
+        scale, pixels, width = SELECTION_RING_FEW if len(rows) <= SELECTION_FEW else (
+            SELECTION_RING_MANY)
+        sizes = scale * np.asarray(self._layer.size, dtype=np.float64)[rows]
         color = explore.contrasting_color(
             np.asarray(get_theme(self._viewer.theme).canvas.as_rgb_tuple()) / 255)
-        width = SELECTION_RING_WIDTH_FEW if len(rows) <= SELECTION_FEW else (
-            SELECTION_RING_WIDTH_MANY)
         if ring is None:
             ring = self._viewer.add_points(
                 data, name=f"{self._layer.name} selection", size=sizes,
                 face_color="transparent", border_color=np.asarray(color), border_width=width,
-                border_width_is_relative=True,
-                canvas_size_limits=(SELECTION_RING_PIXELS, 100_000),
+                border_width_is_relative=True, canvas_size_limits=(pixels, 100_000),
                 scale=self._layer.scale, translate=self._layer.translate,
                 metadata=_helper_metadata(self._layer, SELECTION))
             self._stack_helpers()
@@ -1329,6 +1326,7 @@ class ExploreWidget(QWidget):
         ring.data = data
         ring.size = sizes
         ring.border_width = width
+        ring.canvas_size_limits = (pixels, 100_000)
         ring.border_color = np.asarray(color)
         ring.face_color = "transparent"
         ring.scale, ring.translate = self._layer.scale, self._layer.translate
