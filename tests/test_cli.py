@@ -479,3 +479,12 @@ def test_training_too_large_for_memory_is_one_error_line_naming_the_option(stack
     assert re.search(r"only 1\.0 GiB are free on cpu\. Train on smaller images, e\.g\. "
                      r"image_size=(\d+) \(--image-size \1\)", err)
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_negative_checkpoint_interval_is_refused_before_anything_is_written(stack, tmp_path,
+                                                                               capsys):
+    np.save(tmp_path / "images.npy", stack)
+    assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
+                 *TINY_TRAINING, "--checkpoint-every", "-1"]) == 2
+    assert "--checkpoint-every: expected a whole number >= 0, got '-1'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -182,7 +182,7 @@ def _add_fit_parser(commands) -> None:
         help="compile the network with torch.compile: slow to start, faster steps on a GPU",
     )
     fit.add_argument(
-        "--checkpoint-every", type=int, default=10, metavar="N",
+        "--checkpoint-every", type=_whole_number, default=10, metavar="N",
         help="write a checkpoint to OUT/checkpoints every N epochs and at the end of every "
         "stage (default: %(default)s; 0: no checkpoints)",
     )
@@ -319,6 +319,17 @@ def _add_training_arguments(parser, *, epochs_default: str, minutes_default: str
     parser.add_argument("--quiet", action="store_true", help="hide the progress bars")
 
 
+def _whole_number(text: str) -> int:
+    """An option's whole number >= 0, refused while the arguments are read (before any work)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def _learning_rate(text: str):
     if text == "auto":
         return text
@@ -354,8 +365,6 @@ def run_fit(args) -> None:
         checkpoint_dir=out / outputs.CHECKPOINTS if args.checkpoint_every or args.resume else None,
         checkpoint_every=args.checkpoint_every or 10, axes=collection.axes,
     )
-    if args.checkpoint_every < 0:
-        raise ValueError(f"--checkpoint-every must be 0 or more, got {args.checkpoint_every}.")
     model_size, checkpoint_size = outputs.model_sizes(
         estimator, n_images, as_image_stack(images, axes=collection.axes).n_channels)
     needed = _map_files_size(n_images, labels, files) + model_size

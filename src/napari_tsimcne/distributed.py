@@ -3,7 +3,7 @@
 Launch the same script or command once per process with ``torchrun``, which
 sets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE`` and the rendezvous address;
 :class:`napari_tsimcne.TSimCNE` then joins the process group by itself (NCCL
-on GPUs, gloo on CPUs).  Launch commands are in ``docs/distributed.md``.
+on GPUs, gloo on CPUs).  Launch commands are in ``docs/scaling.md``.
 
 How the work is split, so that the result equals one process training on
 the same global batches:
