@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -462,3 +463,14 @@ def test_a_model_file_missing_a_key_is_a_clear_error(fitted, tmp_path, remove):
     torch.save(payload, path)
     with pytest.raises(ValueError, match=f"incomplete or inconsistent model file .*no '{remove}'"):
         TSimCNE.load(path)
+
+
+def test_compile_on_a_gpu_is_refused_clearly_where_triton_is_turned_off(monkeypatch):
+    from napari_tsimcne.trainer import check_compile_possible
+
+    monkeypatch.delitem(sys.modules, "triton", raising=False)
+    check_compile_possible(torch.device("cuda"))  # triton not turned off: nothing to say
+    monkeypatch.setitem(sys.modules, "triton", None)  # as the guard leaves it beside napari
+    with pytest.raises(ValueError, match="compile=True needs triton on a GPU.*without napari"):
+        check_compile_possible(torch.device("cuda"))
+    check_compile_possible(torch.device("cpu"))  # the CPU's compiler needs no triton

@@ -15,7 +15,9 @@ def _keep_triton_from_clashing_with_llvm() -> None:
 
     napari's OpenGL canvas on Mesa maps the system's libLLVM; triton, which
     torch imports at its first optimiser step, carries its own LLVM, and
-    loading it next to the other one segfaults.  Training never uses triton.
+    loading it next to the other one segfaults.  Only ``compile=True`` on a
+    GPU needs triton; in such a process it is refused with a clear message
+    (:func:`napari_tsimcne.trainer.check_compile_possible`).
     """
     if "triton" in sys.modules or not sys.platform.startswith("linux"):
         return
