@@ -37,13 +37,9 @@ def _has_map_columns(path: Path) -> bool:
 
 
 def _is_model_file(path: Path) -> bool:
-    from .persistence import read_model_file  # imports torch: only for .pt files
+    from .persistence import looks_like_model_file  # imports torch: only for .pt files
 
-    try:
-        read_model_file(path)
-    except (OSError, ValueError):
-        return False
-    return True
+    return looks_like_model_file(path)
 
 
 def read_map_table(path):

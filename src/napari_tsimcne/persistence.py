@@ -17,7 +17,8 @@ import torch
 
 from .atomic import write_file
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "read_model_file", "write_model_file"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "looks_like_model_file", "read_model_file",
+           "write_model_file"]
 
 FORMAT = "napari-tsimcne-model"
 FORMAT_VERSION = 1
@@ -32,6 +33,22 @@ def write_model_file(path, payload: dict, kind: str = FORMAT) -> Path:
     """
     payload = {"format": kind, "format_version": FORMAT_VERSION, **payload}
     return write_file(path, partial(torch.save, payload))
+
+
+def looks_like_model_file(path) -> bool:
+    """Whether ``path`` is a torch archive whose record names :data:`FORMAT`.
+
+    Reads only the archive's small pickled record, as bytes, without
+    unpickling or checksumming the weights: a cheap answer for napari's
+    "can you read this?", before :func:`read_model_file` does the full check.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            record = next((name for name in archive.namelist()
+                           if name.endswith("/data.pkl") or name == "data.pkl"), None)
+            return record is not None and FORMAT.encode() in archive.read(record)
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def read_model_file(path, kind: str = FORMAT) -> dict:
