@@ -410,10 +410,13 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             callbacks.append(bars)
         run = {
             "backbone": backbone, "image_shape": [*image_size, stack.n_channels],
-            "n_images": len(images), "images": _fingerprint(images),
+            "n_images": len(images),
             **{name: _run_value(getattr(self, name)) for name in _RUN_PARAMS},
             "epochs": _run_value(epochs),
         }
+        if checkpoints is not None or resume_state is not None:
+            # A pass over every image: only for a run that is checkpointed or resumed.
+            run["images"] = _fingerprint(images)
         if checkpoints is not None:
             checkpoints.metadata = run
         _check_same_run(resume_state, run)
@@ -865,7 +868,8 @@ class _ProgressBars(Callback):
         self.seconds_left = seconds
 
     def __call__(self, stage: int, epoch: int, loss: float) -> bool:
-        if self.bar is not None and self.seconds_left is not None:
+        # Called after the clock (the first callback) has told the time left.
+        if self.bar is not None:
             self.bar.set_postfix_str(
                 f"loss={loss:.3f}, about {format_duration(self.seconds_left)} left in all")
         return False

@@ -25,8 +25,8 @@ from .clock import format_duration
 from .defaults import DEFAULT_SEED
 from .estimator import TrainingStopped, TSimCNE, resolve_backbone, resolve_device
 from .memory import defaults_for_device
-from .trainer import Accelerations
 from .schedule import PAPER_EPOCHS, make_stages
+from .trainer import Accelerations
 
 __all__ = [
     "BACKBONES",

@@ -177,8 +177,8 @@ def train(
     callbacks
         Callables or :class:`napari_tsimcne.callbacks.Callback` objects.
     progress
-        Optional factory of a progress bar (``update``/``set_postfix``/``close``)
-        for a stage.
+        Optional factory of a progress bar (``update``/``close``) for a stage;
+        what it shows beside the count is a callback's to set.
     accelerations
         Speed-ups of the step, see :class:`Accelerations`.
     checkpoints
@@ -277,7 +277,6 @@ def train(
                             network, run, order_generator, history, graph))
                     if bar is not None:
                         bar.update(1)
-                        bar.set_postfix(loss=f"{loss:.3f}")
                     if any([bool(callback(stage_index, epoch, loss)) for callback in callbacks]):
                         stop(f"{stage.name}, epoch {epoch}")
             finally:
