@@ -13,8 +13,8 @@ from conftest import fill_disk
 from napari_tsimcne import atomic
 from napari_tsimcne.atomic import together, write_file
 from napari_tsimcne.cli import _write_summary
-from napari_tsimcne.explore import write_map_csv
-from napari_tsimcne.imageio import write_embedding
+from napari_tsimcne.explore import write_map_table
+from napari_tsimcne.files import write_embedding
 from napari_tsimcne.plotting import plot_embedding
 
 POINTS = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
@@ -68,7 +68,7 @@ def _map_png(path):
 
 def _map_table(path):
     table = pd.DataFrame({"index": range(50), "x": POINTS[:, 0], "y": POINTS[:, 1]})
-    write_map_csv(table, path.with_suffix(".csv"))
+    write_map_table(table, path.with_suffix(".csv"))
     return path.with_suffix(".csv")
 
 

@@ -426,7 +426,7 @@ def test_axes_chosen_for_fit_are_the_model_s_and_transform_reads_by_them(stack, 
 
 
 def test_a_folder_of_channels_first_files_is_refused_and_read_with_axes_cyx(tmp_path, capsys):
-    from napari_tsimcne.imageio import read_images
+    from napari_tsimcne.files import read_images
 
     folder = tmp_path / "images"
     folder.mkdir()

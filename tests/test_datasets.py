@@ -7,12 +7,8 @@ import gzip
 import numpy as np
 import pytest
 
-from napari_tsimcne.datasets import (
-    FASHION_MNIST_DIR,
-    load_digits_images,
-    load_fashion_mnist,
-    read_idx,
-)
+from napari_tsimcne.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashion_mnist
+from napari_tsimcne.files import read_idx
 
 IDX_TYPE_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B,
                   np.dtype(">i4"): 0x0C, np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}

@@ -28,11 +28,11 @@ from napari_tsimcne.explore import (
     outlier_scores,
     point_size,
     points_in_polygon,
-    read_map_csv,
+    read_map_table,
     tile_at,
     tile_origin,
     user_features,
-    write_map_csv,
+    write_map_table,
 )
 
 
@@ -64,16 +64,16 @@ def test_user_features_need_one_row_per_image():
 
 def test_csv_round_trip(tmp_path):
     table = map_table(np.array([[1.5, -2.0], [0.25, 3.0]]), pd.DataFrame({"kind": ["a", "b"]}))
-    write_map_csv(table, tmp_path / "map.csv")
-    pd.testing.assert_frame_equal(read_map_csv(tmp_path / "map.csv"), table)
+    write_map_table(table, tmp_path / "map.csv")
+    pd.testing.assert_frame_equal(read_map_table(tmp_path / "map.csv"), table)
 
 
 def test_csv_needs_x_and_y_and_numbers_a_missing_index(tmp_path):
     pd.DataFrame({"kind": ["a"], "y": [1.0], "x": [2.0]}).to_csv(tmp_path / "t.csv", index=False)
-    assert read_map_csv(tmp_path / "t.csv").columns.tolist() == ["index", "x", "y", "kind"]
+    assert read_map_table(tmp_path / "t.csv").columns.tolist() == ["index", "x", "y", "kind"]
     pd.DataFrame({"x": [1.0]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(ValueError, match=r"no column\(s\) \['y'\]"):
-        read_map_csv(tmp_path / "bad.csv")
+        read_map_table(tmp_path / "bad.csv")
 
 
 def test_frame_fits_the_centre_and_leaves_far_outliers_outside():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_tsimcne._reader import napari_get_reader, read_map_table, read_model
+from napari_tsimcne._reader import napari_get_reader, read_map_layer, read_model
 from napari_tsimcne.explore import MAP_KEY
 
 
@@ -50,7 +50,7 @@ def test_a_map_table_becomes_a_map_layer(tmp_path):
     path = tmp_path / "map.csv"
     path.write_text("index,x,y,label\n0,0.5,1.0,a\n1,2.0,-1.0,b\n")
     reader = napari_get_reader(str(path))
-    assert reader is read_map_table
+    assert reader is read_map_layer
     [(data, kwargs, kind)] = reader(str(path))
     assert kind == "points" and len(data) == 2
     assert list(kwargs["features"]["label"]) == ["a", "b"]

@@ -637,7 +637,7 @@ def test_plugin_is_listed_and_valid():
 
 
 def test_a_map_table_opens_and_finds_its_images(make_napari_viewer, qtbot, tmp_path):
-    from napari_tsimcne.imageio import write_embedding
+    from napari_tsimcne.files import write_embedding
 
     embedding = np.random.default_rng(0).normal(size=(N_IMAGES, 2))
     write_embedding(tmp_path / "embedding.csv", embedding, labels=np.arange(N_IMAGES) % 3)

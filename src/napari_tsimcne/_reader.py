@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from .explore import ImageMap, map_layer_data, map_table, read_map_csv
+from .explore import ImageMap, map_layer_data, map_table, read_map_table
+from .files import looks_like_map_csv
 
 __all__ = ["napari_get_reader"]
 
@@ -21,19 +20,11 @@ def napari_get_reader(path):
     if not isinstance(path, (str, Path)):
         return None
     path = Path(path)
-    if path.suffix.lower() == ".csv" and _has_map_columns(path):
-        return read_map_table
+    if path.suffix.lower() == ".csv" and looks_like_map_csv(path):
+        return read_map_layer
     if path.suffix.lower() == ".pt" and _is_model_file(path):
         return read_model
     return None
-
-
-def _has_map_columns(path: Path) -> bool:
-    try:
-        columns = pd.read_csv(path, nrows=0).columns
-    except (OSError, ValueError, pd.errors.ParserError):
-        return False
-    return {"x", "y"} <= set(columns)
 
 
 def _is_model_file(path: Path) -> bool:
@@ -42,9 +33,9 @@ def _is_model_file(path: Path) -> bool:
     return looks_like_model_file(path)
 
 
-def read_map_table(path):
+def read_map_layer(path):
     """Layer data of a map from a CSV table with columns index, x, y and any features."""
-    record = ImageMap(table=read_map_csv(path))
+    record = ImageMap(table=read_map_table(path))
     return [map_layer_data(record, f"{Path(path).stem} map")]
 
 

@@ -1510,7 +1510,7 @@ class ExploreWidget(QWidget):
 
     def export_csv(self, path) -> None:
         """Write the map's table (index, x, y and all features) to a CSV file."""
-        outcome = session.capture(explore.write_map_csv, self.record.table, path)
+        outcome = session.capture(explore.write_map_table, self.record.table, path)
         if outcome.error:
             _report_error(self.status.setText, "Export failed.", outcome.error)
         else:

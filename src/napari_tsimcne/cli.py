@@ -26,7 +26,7 @@ from .defaults import (
     MAX_IMAGE_SIDE, MIN_BATCH_SIZE,
 )
 from .atomic import write_file
-from .imageio import ACCEPTED_INPUTS, embedding_file_size, read_images, write_embedding
+from .files import ACCEPTED_INPUTS, embedding_file_size, read_images, write_embedding
 from .schedule import PAPER_EPOCHS, batch_size_for, make_stages
 
 __all__ = ["DEMO_SETTINGS", "main"]

@@ -9,19 +9,19 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FASHION_MNIST_DIR", "load_digits_images", "load_fashion_mnist", "read_idx"]
+from .files import read_idx
+
+__all__ = ["FASHION_MNIST_DIR", "load_digits_images", "load_fashion_mnist"]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
@@ -31,26 +31,6 @@ def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
     digits = load_digits()
     images = np.round(digits.images * (255 / 16)).astype(np.uint8)
     return images, digits.target.astype(np.int64)
-
-
-def read_idx(path) -> np.ndarray:
-    """Read an IDX file (the MNIST format), gzipped or not, into a numpy array."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as file:
-            data = file.read()
-    except (OSError, EOFError) as error:
-        raise ValueError(f"Cannot read IDX file {path}: {error}") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (the MNIST format): bad magic number.")
-    n_dims = data[3]
-    header = 4 + 4 * n_dims
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(n_dims))
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
-    if len(data) - header != int(np.prod(shape)) * dtype.itemsize:
-        raise ValueError(f"{path} is truncated: its header announces shape {shape}.")
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def load_fashion_mnist(split: str = "train", folder=None) -> tuple[np.ndarray, np.ndarray]:

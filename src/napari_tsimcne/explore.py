@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import pandas as pd
 
-from .atomic import write_file
+from .files import read_map_csv, write_map_csv
 
 __all__ = [
     "MAP_KEY",
@@ -45,11 +44,11 @@ __all__ = [
     "outlier_scores",
     "point_size",
     "points_in_polygon",
-    "read_map_csv",
+    "read_map_table",
     "tile_at",
     "tile_origin",
     "user_features",
-    "write_map_csv",
+    "write_map_table",
 ]
 
 #: Key of the :class:`ImageMap` in a map layer's ``metadata``.
@@ -216,31 +215,16 @@ def user_features(metadata: dict, n_images: int) -> pd.DataFrame | None:
     return features.reset_index(drop=True) if len(features) == n_images else None
 
 
-def read_map_csv(path) -> pd.DataFrame:
-    """Read a map table from a CSV file with columns ``x``, ``y`` (and ``index``, features).
-
-    A missing ``index`` column is numbered 0, 1, ...  Raises ``ValueError``
-    if the file has no ``x`` and ``y`` columns.
-    """
-    table = pd.read_csv(path)
-    missing = {"x", "y"} - set(table.columns)
-    if missing:
-        raise ValueError(
-            f"{path} is not a map table: it has no column(s) {sorted(missing)}. A map "
-            "table has one row per image with the columns index, x, y and any features."
-        )
-    if "index" not in table.columns:
-        table.insert(0, "index", np.arange(len(table)))
-    front = ["index", "x", "y"]
-    return table[front + [c for c in table.columns if c not in front]]
+def read_map_table(path) -> pd.DataFrame:
+    """A map table from a CSV file (:func:`napari_tsimcne.files.read_map_csv`) as a DataFrame."""
+    return pd.DataFrame(read_map_csv(path))
 
 
-def write_map_csv(table: pd.DataFrame, path) -> None:
-    """Write a map table as CSV, one row per image, without pandas' row numbers.
-
-    Written whole or not at all (:func:`napari_tsimcne.atomic.write_file`).
-    """
-    write_file(path, partial(table.to_csv, index=False), text=True)
+def write_map_table(table: pd.DataFrame, path) -> None:
+    """Write a map table as CSV (:func:`napari_tsimcne.files.write_map_csv`)."""
+    features = {name: table[name].to_numpy() for name in table.columns
+                if name not in ("index", "x", "y")}
+    write_map_csv(path, table[["x", "y"]].to_numpy(), features, index=table["index"].to_numpy())
 
 
 # ------------------------------------------------------------------------- layout

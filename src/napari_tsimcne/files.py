@@ -1,4 +1,4 @@
-"""Reading image collections from disk and writing embeddings, for the command line.
+"""Files: reading image collections from disk, reading and writing map tables.
 
 Accepted inputs of :func:`read_images`
 --------------------------------------
@@ -24,7 +24,10 @@ folder's ``axes`` are those of each file, e.g. ``CYX`` for channels first.
 from __future__ import annotations
 
 import csv
+import gzip
+import math
 import re
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -33,10 +36,10 @@ import numpy as np
 
 from .atomic import write_file
 from .axes import Layout, image_layout, layout_of, tiff_axes
-from .datasets import read_idx
 
 __all__ = ["ACCEPTED_INPUTS", "IMAGE_SUFFIXES", "Collection", "embedding_file_size",
-           "read_images", "write_embedding"]
+           "looks_like_map_csv", "read_idx", "read_images", "read_map_csv", "write_embedding",
+           "write_map_csv"]
 
 PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -51,6 +54,7 @@ _IDX_IMAGES = re.compile(r"^(?P<prefix>.*)images(?P<separator>[-.])idx3-ubyte(?:
 # Pillow modes whose pixel values are not intensities (palette indices, other
 # colour spaces) are converted to RGB; all other modes are kept as stored.
 _PILLOW_MODES_TO_RGB = ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 class Collection(NamedTuple):
@@ -240,6 +244,26 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
         raise ValueError(f"{path} is not a readable TIFF file: {error}") from None
 
 
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzipped or not, into a numpy array."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as file:
+            data = file.read()
+    except (OSError, EOFError) as error:
+        raise ValueError(f"Cannot read IDX file {path}: {error}") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path} is not an IDX file (the MNIST format): bad magic number.")
+    n_dims = data[3]
+    header = 4 + 4 * n_dims
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(n_dims))
+    dtype = np.dtype(_IDX_DTYPES[data[2]])
+    if len(data) - header != int(np.prod(shape)) * dtype.itemsize:
+        raise ValueError(f"{path} is truncated: its header announces shape {shape}.")
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
 def _read_idx_labels(images_path: Path, n_images: int) -> np.ndarray | None:
     """Labels ``(n_images,)`` from the labels IDX file beside ``images_path``, or None."""
     match = _IDX_IMAGES.match(images_path.name)
@@ -264,9 +288,10 @@ def write_embedding(path, embedding, labels=None, files=None) -> Path:
     Parameters
     ----------
     path : str or Path
-        ``*.csv``: columns ``index, x, y`` (``dim0, dim1, ...`` unless 2-D), then
-        ``label`` and ``file`` when given.  ``*.npz``: arrays ``embedding`` and,
-        when given, ``labels`` and ``files``; it opens without ``allow_pickle``.
+        ``*.csv``: a map table (:func:`write_map_csv`) with the columns
+        ``label`` and ``file`` when given.  ``*.npz``: arrays ``embedding``
+        and, when given, ``labels`` and ``files``; it opens without
+        ``allow_pickle``.
     embedding : array (N, d)
     labels : array (N,), optional
     files : sequence of N str, optional
@@ -274,20 +299,17 @@ def write_embedding(path, embedding, labels=None, files=None) -> Path:
     Returns the path written.
     """
     path = Path(path)
-    embedding = np.asarray(embedding)
     columns = {}
     if labels is not None:
         columns["label"] = np.asarray(labels)
     if files is not None:
         columns["file"] = np.asarray(files, dtype=str)
-    for name, values in columns.items():
-        if len(values) != len(embedding):
-            raise ValueError(f"{len(values)} {name}s given for {len(embedding)} embedded images.")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return write_file(path, partial(_write_csv, embedding=embedding, columns=columns),
-                          text=True)
+        return write_map_csv(path, embedding, columns)
     if suffix == ".npz":
+        embedding = np.asarray(embedding)
+        _check_lengths(columns, len(embedding))
         arrays = {f"{name}s": values for name, values in columns.items()}
         return write_file(path, partial(np.savez, embedding=embedding, **arrays))
     raise ValueError(f"Cannot write an embedding to {path}: use a .csv or .npz file name.")
@@ -311,11 +333,121 @@ def embedding_file_size(path, n_points: int, labels=None, files=None) -> int:
     return 256 + n_points * (len(str(n_points)) + 2 * 16 + sum(extra) + 2)
 
 
-def _write_csv(file, embedding: np.ndarray, columns: dict) -> None:
+# ---------------------------------------------------------------------- map tables
+# The map table is the one CSV format of the project: the command line writes
+# it, the napari plugin reads and writes it.  It is read and written with the
+# csv module so that the core needs no pandas.
+
+def write_map_csv(path, embedding, columns: Mapping | None = None, index=None) -> Path:
+    """Write a map table: one row per image, columns ``index``, ``x``, ``y``, then ``columns``.
+
+    Parameters
+    ----------
+    path : str or Path
+    embedding : array (N, d)
+        Coordinates; columns ``x, y`` when ``d == 2``, else ``dim0, dim1, ...``.
+        Floats are written with 9 significant digits, which restore a float32
+        exactly.
+    columns : mapping of name to array (N,), optional
+        Further per-image columns (labels, file names, features); names
+        ``index``, ``x`` and ``y`` are taken by the table itself.
+    index : array (N,) of int, optional
+        Image numbers; default ``0 .. N-1``.
+
+    Written whole or not at all (:func:`napari_tsimcne.atomic.write_file`).
+    Returns the path written.
+    """
+    embedding = np.asarray(embedding)
+    if embedding.ndim != 2:
+        raise ValueError(f"An embedding has shape (N, d), not {embedding.shape}.")
+    index = np.arange(len(embedding)) if index is None else np.asarray(index)
     dims = ["x", "y"] if embedding.shape[1] == 2 else [f"dim{i}" for i in range(embedding.shape[1])]
-    writer = csv.writer(file)
-    writer.writerow(["index", *dims, *columns])
-    for index, point in enumerate(embedding):
-        # 9 significant digits restore a float32 exactly.
-        coordinates = [f"{value:.9g}" for value in point]
-        writer.writerow([index, *coordinates, *(values[index] for values in columns.values())])
+    columns = {name: np.asarray(values) for name, values in (columns or {}).items()
+               if name not in ("index", *dims)}
+    _check_lengths({"index": index, **columns}, len(embedding))
+
+    def write(file) -> None:
+        writer = csv.writer(file)
+        writer.writerow(["index", *dims, *columns])
+        for row, point in enumerate(embedding):
+            writer.writerow([index[row], *(_csv_value(v) for v in point),
+                             *(_csv_value(values[row]) for values in columns.values())])
+
+    return write_file(path, write, text=True)
+
+
+def read_map_csv(path) -> dict[str, np.ndarray]:
+    """Read a map table written by :func:`write_map_csv` or by hand.
+
+    Returns the columns by name, ``index``, ``x`` and ``y`` first (``index``
+    numbered 0, 1, ... where the file has none), each an array of int, float,
+    bool or str, the narrowest that holds all of its values (empty cells of a
+    number column are NaN).  Raises ``ValueError`` naming the file when it is
+    not a CSV table with ``x`` and ``y`` columns.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            rows = list(csv.reader(file))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a map table: it is not a text (CSV) file.") from None
+    header = rows[0] if rows else []
+    missing = sorted({"x", "y"} - set(header))
+    if missing:
+        raise ValueError(
+            f"{path} is not a map table: it has no column(s) {missing}. A map "
+            "table has one row per image with the columns index, x, y and any features."
+        )
+    body = rows[1:]
+    short = next((n for n, row in enumerate(body, start=2) if len(row) != len(header)), None)
+    if short is not None:
+        raise ValueError(
+            f"{path} is not a map table: line {short} has a different number of cells "
+            f"than the header's {len(header)}."
+        )
+    columns = {name: _parse_column([row[i] for row in body]) for i, name in enumerate(header)}
+    if "index" not in columns:
+        columns["index"] = np.arange(len(body))
+    front = ["index", "x", "y"]
+    for name in ("x", "y"):
+        if columns[name].dtype.kind not in "iuf":
+            raise ValueError(f"{path} is not a map table: its column {name} holds text.")
+        columns[name] = columns[name].astype(np.float64)
+    return {name: columns[name] for name in front + [c for c in header if c not in front]}
+
+
+def looks_like_map_csv(path) -> bool:
+    """Whether ``path`` is a text file whose first line names the columns ``x`` and ``y``.
+
+    Reads only that line: for a reader that is asked about every CSV file.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            header = next(csv.reader(file), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return {"x", "y"} <= set(header)
+
+
+def _csv_value(value):
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else f"{value:.9g}"
+    return value
+
+
+def _parse_column(cells: list[str]) -> np.ndarray:
+    """The narrowest array for a CSV column's cells: bool, int, float or str."""
+    if cells and all(cell in ("True", "False") for cell in cells):
+        return np.array([cell == "True" for cell in cells])
+    for kind in (np.int64, np.float64):
+        try:
+            return np.array([float("nan") if cell == "" else kind(cell) for cell in cells],
+                            dtype=kind)
+        except (ValueError, OverflowError):
+            continue
+    return np.array(cells, dtype=object)
+
+
+def _check_lengths(columns: Mapping, n_points: int) -> None:
+    for name, values in columns.items():
+        if len(values) != n_points:
+            raise ValueError(f"{len(values)} values of {name!r} given for {n_points} embedded images.")
