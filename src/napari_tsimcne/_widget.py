@@ -58,7 +58,7 @@ from qtpy.QtWidgets import (
 )
 
 from . import crops, explore, session
-from .defaults import CPU_BATCH_SIZE, DEFAULT_MINUTES, DEFAULT_SEED
+from .defaults import CHECKPOINT_EVERY, CPU_BATCH_SIZE, DEFAULT_MINUTES, DEFAULT_SEED
 from .estimator import TSimCNE
 from .explore import MAP_KEY, ChannelDisplay, ImageMap, ImageSource
 from .schedule import batch_size_for
@@ -429,7 +429,7 @@ class TrainWidget(Container):
         )
         self._checkpoint_dir.line_edit.native.setPlaceholderText("none")
         self._checkpoint_every = SpinBox(
-            label="  every (epochs)", min=1, max=100_000, value=session.CHECKPOINT_EVERY,
+            label="  every (epochs)", min=1, max=100_000, value=CHECKPOINT_EVERY,
             tooltip="Epochs between checkpoints; one is also written at the end of every stage.",
         )
         self._train_button = PushButton(text="Train")

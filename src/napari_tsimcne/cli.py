@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .atomic import write_file
 from .clock import format_duration
 from .datasets import FASHION_MNIST_CLASSES, load_digits_images, load_fashion_mnist
 from .defaults import (
-    CPU_BATCH_SIZE, CPU_IMAGE_SIZE, DEFAULT_MINUTES, DEFAULT_SEED, GPU_BATCH_SIZE,
-    MAX_IMAGE_SIDE, MIN_BATCH_SIZE,
+    CHECKPOINT_EVERY, CPU_BATCH_SIZE, CPU_IMAGE_SIZE, DEFAULT_MINUTES, DEFAULT_SEED,
+    GPU_BATCH_SIZE, MAX_IMAGE_SIDE, MIN_BATCH_SIZE,
 )
-from .atomic import write_file
+from .errors import USER_ERRORS
 from .files import ACCEPTED_INPUTS, embedding_file_size, read_images, write_embedding
 from .schedule import PAPER_EPOCHS, batch_size_for, make_stages
 
@@ -73,12 +74,6 @@ DEMO_SETTINGS = {
 
 #: Room left for the demo's summary.json when checking the free space.
 SUMMARY_SIZE = 2**16
-
-#: Errors caused by the user's input, reported in one line without a traceback.
-#: (sklearn's NotFittedError is a ValueError; FileNotFoundError is an OSError;
-#: FloatingPointError is training that diverged, e.g. at too high a --lr.)
-USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError)
-
 
 def main(argv=None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
@@ -182,7 +177,7 @@ def _add_fit_parser(commands) -> None:
         help="compile the network with torch.compile: slow to start, faster steps on a GPU",
     )
     fit.add_argument(
-        "--checkpoint-every", type=_whole_number, default=10, metavar="N",
+        "--checkpoint-every", type=_whole_number, default=CHECKPOINT_EVERY, metavar="N",
         help="write a checkpoint to OUT/checkpoints every N epochs and at the end of every "
         "stage (default: %(default)s; 0: no checkpoints)",
     )
@@ -363,7 +358,7 @@ def run_fit(args) -> None:
         device=args.device, random_state=args.seed,
         verbose=not args.quiet, precision=args.precision, compile=args.compile,
         checkpoint_dir=out / outputs.CHECKPOINTS if args.checkpoint_every or args.resume else None,
-        checkpoint_every=args.checkpoint_every or 10, axes=collection.axes,
+        checkpoint_every=args.checkpoint_every or CHECKPOINT_EVERY, axes=collection.axes,
     )
     model_size, checkpoint_size = outputs.model_sizes(
         estimator, n_images, as_image_stack(images, axes=collection.axes).n_channels)

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from .axes import image_layout, layout_of
 from .backbones import MIN_IMAGE_SIZE
+from .errors import ImageTypeError
 
 __all__ = [
     "DeviceImages", "ImageStack", "StreamedImages", "as_image_stack", "check_one_scale",
@@ -133,7 +134,7 @@ def as_image_stack(X, *, what: str = "X", min_images: int = 1, axes: str = "auto
 def _check_dtype(dtype: np.dtype, what: str) -> None:
     if (not (np.issubdtype(dtype, np.number) or dtype == bool)
             or np.issubdtype(dtype, np.complexfloating) or np.issubdtype(dtype, np.timedelta64)):
-        raise TypeError(
+        raise ImageTypeError(
             f"{what} has dtype {dtype}; images must be bool, integer or float. "
             "Convert them, e.g. with np.asarray(images, dtype=np.float32)."
         )
@@ -197,7 +198,7 @@ def _array_stack(X, what: str, axes: str) -> ImageStack:
         try:
             X = np.asarray(X)
         except Exception as error:  # ragged nested lists and the like
-            raise TypeError(f"{what} could not be read as an image array: {error}") from None
+            raise ImageTypeError(f"{what} could not be read as an image array: {error}") from None
     _check_dtype(np.dtype(X.dtype), what)
     layout = layout_of(X.shape, axes, what=what)
     X = _channels_last(X, layout) if isinstance(X, np.ndarray) else LazyArray(X, layout)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "CHECKPOINT_EVERY",
     "CPU_BATCH_SIZE",
     "CPU_IMAGE_SIZE",
     "DEFAULT_MINUTES",
@@ -57,6 +58,8 @@ SIZE_STEP = 8
 DEFAULT_SEED = 0
 #: Time budget of training when neither minutes nor epochs are given.
 DEFAULT_MINUTES = 10
+#: Epochs between checkpoints by default (and at the end of every stage).
+CHECKPOINT_EVERY = 10
 
 
 def default_batch_size(n_images: int, device_type: str = "cpu") -> int:

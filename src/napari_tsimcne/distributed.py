@@ -33,6 +33,8 @@ import torch.distributed as dist
 import torch.distributed._functional_collectives as funcol
 from torch import nn
 
+from .errors import SetupError
+
 __all__ = [
     "DistributedBatchNorm",
     "gather_with_gradients",
@@ -90,7 +92,7 @@ def init_from_environment(device: torch.device) -> None:
     if not launched_distributed() or (dist.is_available() and dist.is_initialized()):
         return
     if not dist.is_available():
-        raise RuntimeError(
+        raise SetupError(
             "WORLD_SIZE > 1 asks for distributed training, but this PyTorch build has no "
             "torch.distributed. Install a standard PyTorch build or run one process."
         )

@@ -28,6 +28,7 @@ from .data import (
     DeviceImages, StreamedImages, as_image_stack, fit_intensity_range, should_stream,
     to_uint8_tensor,
 )
+from .defaults import CHECKPOINT_EVERY
 from .memory import check_training_memory, defaults_for_device
 from .network import TSimCNENetwork
 from .persistence import read_model_file, write_model_file
@@ -284,7 +285,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         compile=False,
         stream="auto",
         checkpoint_dir=None,
-        checkpoint_every=10,
+        checkpoint_every=CHECKPOINT_EVERY,
         recipe="neighbors",
         time_budget=None,
         axes="auto",

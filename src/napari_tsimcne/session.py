@@ -22,7 +22,8 @@ import torch
 from .callbacks import Callback
 from .checkpoint import CheckpointFolder
 from .clock import format_duration
-from .defaults import DEFAULT_SEED
+from .defaults import CHECKPOINT_EVERY, DEFAULT_SEED
+from .errors import USER_ERRORS
 from .estimator import TrainingStopped, TSimCNE, resolve_backbone, resolve_device
 from .memory import defaults_for_device
 from .schedule import PAPER_EPOCHS, make_stages
@@ -30,8 +31,6 @@ from .trainer import Accelerations
 
 __all__ = [
     "BACKBONES",
-    "CHECKPOINT_EVERY",
-    "EXPECTED_ERRORS",
     "SCHEDULES",
     "STACK_AXES",
     "TIME_BUDGET",
@@ -63,13 +62,9 @@ BACKBONES = {
     "resnet10-w32": "ResNet-10 (CPU default)",
     "resnet18": "ResNet-18 (paper)",
 }
-#: Epochs between checkpoints by default (and at the end of every stage).
-CHECKPOINT_EVERY = 10
 #: Layout of the stacks the widget makes (:func:`napari_tsimcne.crops.training_images`):
 #: channels last, whatever the channel count.
 STACK_AXES = "NYXC"
-#: Errors with a message written for the user; anything else is a bug and keeps its traceback.
-EXPECTED_ERRORS = (ValueError, TypeError, FloatingPointError, RuntimeError, MemoryError, OSError)
 
 
 def available_devices() -> list[str]:
@@ -330,7 +325,8 @@ class Outcome:
 
 
 def capture(function: Callable, *args, **kwargs) -> Outcome:
-    """Run ``function``; return its value, or the message of an :data:`EXPECTED_ERRORS` error.
+    """Run ``function``; return its value, or the message of a
+    :data:`~napari_tsimcne.errors.USER_ERRORS` error.
 
     :class:`TrainingStopped` gives ``Outcome(stopped=True)``.  Other
     exceptions propagate, so that a bug keeps its traceback.
@@ -339,5 +335,5 @@ def capture(function: Callable, *args, **kwargs) -> Outcome:
         return Outcome(value=function(*args, **kwargs))
     except TrainingStopped as stop:
         return Outcome(error=str(stop), stopped=True)
-    except EXPECTED_ERRORS as error:
+    except USER_ERRORS as error:
         return Outcome(error=str(error) or type(error).__name__)
