@@ -93,8 +93,8 @@ def main():
         result["losses"] = train(network, images, stages, augment, batch_size=args.batch_size,
                                  accelerations=accelerations)[0].tolist()
         torch.save(network.state_dict(), args.network)
-        h_train = embed(network, images.chunks(256), features=True, device=CPU)
-        h_test = embed(network, test_images.chunks(256), features=True, device=CPU)
+        h_train = embed(network, images.chunks(256), output="features", device=CPU)
+        h_test = embed(network, test_images.chunks(256), output="features", device=CPU)
         result["knn_H"] = knn_accuracy(h_train, y_train, h_test, y_test)
         tsne_train, tsne_test = pixel_tsne_baseline(h_train, h_test, n_jobs=args.threads)
         result["knn_openTSNE_of_H"] = knn_accuracy(tsne_train, y_train, tsne_test, y_test)

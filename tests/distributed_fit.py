@@ -38,10 +38,10 @@ def main(out: Path) -> None:
     torch.save({
         "world_size": distributed.world_size(),
         "loss": float(estimator.loss_history_[0][0]),
-        "state": estimator.model_.state_dict(),
+        "state": estimator.model_.network.state_dict(),
         "embedding": torch.from_numpy(estimator.embedding_),
         "transform": torch.from_numpy(estimator.transform(images[::-1].copy())),
-        "batchnorm_types": sorted({type(m).__name__ for m in estimator.model_.modules()
+        "batchnorm_types": sorted({type(m).__name__ for m in estimator.model_.network.modules()
                                    if "Norm" in type(m).__name__}),
         "rank_0_says": distributed.same_on_all_processes(f"rank {rank}"),
     }, out / f"rank{rank}.pt")

@@ -47,9 +47,9 @@ def fit(images) -> dict:
         hook.remove()
     return {
         "loss": float(estimator.loss_history_[0][0]),
-        "state": {k: v.cpu() for k, v in estimator.model_.state_dict().items()},
+        "state": {k: v.cpu() for k, v in estimator.model_.network.state_dict().items()},
         "modules_run": sorted(modules_run),
-        "norm_layers_after": sorted({type(m).__name__ for m in estimator.model_.modules()
+        "norm_layers_after": sorted({type(m).__name__ for m in estimator.model_.network.modules()
                                      if "Norm" in type(m).__name__}),
     }
 

@@ -72,14 +72,14 @@ def fitted_on_auto(images):
 def test_auto_device_is_the_gpu(fitted_on_auto):
     assert resolve_device("auto") == CUDA
     assert fitted_on_auto.device_.type == "cuda"
-    assert {p.device.type for p in fitted_on_auto.model_.parameters()} == {"cuda"}
+    assert {p.device.type for p in fitted_on_auto.model_.network.parameters()} == {"cuda"}
 
 
 def test_model_saved_on_the_gpu_places_images_alike_on_the_cpu(fitted_on_auto, images, tmp_path):
     fitted_on_auto.save(tmp_path / "model.pt")
     on_cpu = TSimCNE.load(tmp_path / "model.pt", device="cpu")
 
-    assert {p.device.type for p in on_cpu.model_.parameters()} == {"cpu"}
+    assert {p.device.type for p in on_cpu.model_.network.parameters()} == {"cpu"}
     on_gpu = fitted_on_auto.transform(images)
     # The GPU convolves in TF32 (10 mantissa bits), the CPU in float32.
     np.testing.assert_allclose(on_cpu.transform(images), on_gpu, rtol=0,

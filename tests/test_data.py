@@ -248,7 +248,7 @@ def test_transform_maps_intensities_with_the_fitted_range(uint16_model):
     low, high = estimator.intensity_range_[:, 0], estimator.intensity_range_[:, 1]
     scaled = np.round(np.clip((subset - low) / (high - low), 0, 1) * 255) / 255
     with torch.no_grad():
-        expected = estimator.model_(torch.from_numpy(scaled).float().permute(0, 3, 1, 2)).numpy()
+        expected = estimator.model_.network(torch.from_numpy(scaled).float().permute(0, 3, 1, 2)).numpy()
     np.testing.assert_allclose(estimator.transform(subset), expected, atol=1e-5)
 
 

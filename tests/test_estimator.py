@@ -32,8 +32,8 @@ def test_fitted_attributes_describe_the_model(fitted, images):
     assert np.isfinite(fitted.embedding_).all()
     assert [h.shape for h in fitted.loss_history_] == [(1,), (1,), (1,)]
     assert all(h.dtype == np.float32 and np.isfinite(h).all() for h in fitted.loss_history_)
-    assert isinstance(fitted.model_, TSimCNENetwork)
-    assert not fitted.model_.training
+    assert isinstance(fitted.model_.network, TSimCNENetwork)
+    assert not fitted.model_.network.training
     assert fitted.image_shape_ == (16, 16, 1)
     np.testing.assert_array_equal(fitted.intensity_range_, [[0, 255]])
     assert fitted.backbone_ == "resnet10-w8"
@@ -42,10 +42,10 @@ def test_fitted_attributes_describe_the_model(fitted, images):
 
 
 def test_fitted_model_has_a_trainable_2d_readout(fitted):
-    readout = fitted.model_.head.readout
+    readout = fitted.model_.network.head.readout
     assert isinstance(readout, nn.Linear)
     assert (readout.in_features, readout.out_features) == (64, 2)
-    assert all(p.requires_grad for p in fitted.model_.parameters())
+    assert all(p.requires_grad for p in fitted.model_.network.parameters())
 
 
 def test_init_only_stores_parameters_and_invalid_values_fail_at_fit(images):
@@ -101,7 +101,7 @@ def test_transform_features_returns_backbone_features(fitted, images):
     assert features.shape == (len(images), 64)  # 8 * width 8
     assert features.dtype == np.float32
     with torch.no_grad():
-        expected = fitted.model_.features(torch.from_numpy(images[:, None] / 255).float())
+        expected = fitted.model_.network.features(torch.from_numpy(images[:, None] / 255).float())
     np.testing.assert_allclose(features, expected.numpy(), rtol=1e-5, atol=1e-5)
 
 
@@ -206,7 +206,7 @@ def test_stopping_during_pretraining_leaves_a_fitted_estimator_unchanged(make_es
     estimator = make_estimator(epochs=(1,)).fit(images)
     model, embedding = estimator.model_, estimator.embedding_.copy()
     history, weights = estimator.loss_history_, {k: v.clone() for k, v in
-                                                 estimator.model_.state_dict().items()}
+                                                 estimator.model_.network.state_dict().items()}
 
     estimator.set_params(epochs=(2, 1, 1), callbacks=[Recorder(stop_at=(0, 1))])
     with pytest.raises(TrainingStopped):
@@ -215,7 +215,7 @@ def test_stopping_during_pretraining_leaves_a_fitted_estimator_unchanged(make_es
     assert estimator.model_ is model
     assert estimator.loss_history_ is history
     np.testing.assert_array_equal(estimator.embedding_, embedding)
-    assert all(torch.equal(v, weights[k]) for k, v in estimator.model_.state_dict().items())
+    assert all(torch.equal(v, weights[k]) for k, v in estimator.model_.network.state_dict().items())
     np.testing.assert_allclose(estimator.transform(images), embedding, rtol=1e-5, atol=1e-6)
 
 

@@ -45,16 +45,16 @@ def test_saved_model_restores_attributes_and_parameters(fitted, model_file):
     assert loaded.versions_["napari-tsimcne"]
     params = {k: v for k, v in fitted.get_params().items() if k != "callbacks"}
     assert {k: v for k, v in loaded.get_params().items() if k != "callbacks"} == params
-    assert not loaded.model_.training
-    for name, tensor in fitted.model_.state_dict().items():
-        assert torch.equal(loaded.model_.state_dict()[name], tensor), name
+    assert not loaded.model_.network.training
+    for name, tensor in fitted.model_.network.state_dict().items():
+        assert torch.equal(loaded.model_.network.state_dict()[name], tensor), name
 
 
 def test_model_file_opens_with_weights_only_torch_load(model_file):
     payload = torch.load(model_file, weights_only=True)
     assert payload["format"] == FORMAT
     assert payload["format_version"] == FORMAT_VERSION
-    assert set(payload["state_dict"]) == set(TSimCNE.load(model_file).model_.state_dict())
+    assert set(payload["state_dict"]) == set(TSimCNE.load(model_file).model_.network.state_dict())
 
 
 @pytest.mark.parametrize("params", [
@@ -85,7 +85,7 @@ def test_callable_augmentation_and_random_state_object_are_not_stored(make_estim
 
 def test_pickled_fitted_estimator_transforms_identically(fitted, images):
     copy = pickle.loads(pickle.dumps(fitted))
-    assert copy.model_ is not fitted.model_
+    assert copy.model_.network is not fitted.model_.network
     np.testing.assert_array_equal(copy.transform(images), fitted.transform(images))
     np.testing.assert_array_equal(copy.embedding_, fitted.embedding_)
 

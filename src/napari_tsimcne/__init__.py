@@ -50,11 +50,12 @@ def _let_openmp_threads_sleep() -> None:
 _keep_triton_from_clashing_with_llvm()
 _let_openmp_threads_sleep()
 
-__all__ = ["Callback", "TSimCNE", "TrainingStopped", "__version__"]
+__all__ = ["Callback", "TSimCNE", "TSimCNEModel", "TrainingStopped", "__version__"]
 
 #: Public names and the modules that define them, imported on first use:
 #: torch takes seconds to load, and the command line's ``--help`` needs none of it.
-_LAZY = {"Callback": "callbacks", "TSimCNE": "estimator", "TrainingStopped": "estimator"}
+_LAZY = {"Callback": "callbacks", "TSimCNE": "estimator", "TSimCNEModel": "model",
+         "TrainingStopped": "estimator"}
 
 
 def __getattr__(name):

@@ -377,7 +377,8 @@ def run_fit(args) -> None:
             plot_embedding(embedding, labels, out / "map.png",
                            title=f"t-SimCNE map of {len(embedding)} images"),
         ]
-    print(f"Trained on {len(embedding)} images ({_describe(estimator)}) in "
+    described = _describe(estimator.epochs_, estimator.time_budget, estimator.batch_size_)
+    print(f"Trained on {len(embedding)} images ({described}) in "
           f"{format_duration(seconds)}.")
     _print_written(written)
 
@@ -385,24 +386,24 @@ def run_fit(args) -> None:
 def run_transform(args) -> None:
     """``transform``: place INPUT on the map of MODEL and write the result to ``--out``."""
     from . import outputs
-    from .estimator import TSimCNE
+    from .model import TSimCNEModel
     from .plotting import plot_embedding
 
-    estimator = TSimCNE.load(args.model, device=args.device)
+    model = TSimCNEModel.load(args.model, device=args.device)
     collection = read_images(args.input, axes=args.axes, fallback_axes=(
-        None if estimator.axes == "auto" else estimator.axes))
+        None if model.axes == "auto" else model.axes))
     images, labels, files = collection.images, collection.labels, collection.files
     _print_note(collection.note)
     out = outputs.prepare(args.out, "transform", overwrite=args.overwrite)
     outputs.check_space(out, _map_files_size(collection.n_images, labels, files))
-    embedding, seconds = _timed(partial(estimator.transform, axes=collection.axes), images)
+    embedding, seconds = _timed(partial(model.transform, axes=collection.axes), images)
     with outputs.publish(out, "transform"):
         written = [
             write_embedding(out / "embedding.csv", embedding, labels, files),
             write_embedding(out / "embedding.npz", embedding, labels, files),
             plot_embedding(
-                estimator.embedding_, path=out / "map.png", new_points=embedding,
-                title=f"{len(embedding)} new images on the map of {len(estimator.embedding_)} "
+                model.embedding, path=out / "map.png", new_points=embedding,
+                title=f"{len(embedding)} new images on the map of {len(model.embedding)} "
                 "training images",
             ),
         ]
@@ -439,7 +440,9 @@ def run_demo(args) -> None:
     outputs.check_space(out, png_size() + model_size + SUMMARY_SIZE
                         + embedding_file_size("embedding.csv", len(train_images), train_labels)
                         + embedding_file_size("held_out.csv", len(test_images), test_labels))
-    print(f"Training on {len(train_images)} {args.dataset} images ({_describe(estimator)}); "
+    planned = None if estimator.time_budget is not None else estimator.epochs
+    described = _describe(planned, estimator.time_budget, estimator.batch_size)
+    print(f"Training on {len(train_images)} {args.dataset} images ({described}); "
           f"{len(test_images)} images are held out.")
     start = time.perf_counter()
     embedding = estimator.fit_transform(train_images)
@@ -477,31 +480,31 @@ def run_demo(args) -> None:
 
 def run_info(args) -> None:
     """``info``: print what a model file holds."""
-    from .estimator import TSimCNE
+    from .model import TSimCNEModel
 
-    estimator = TSimCNE.load(args.model, device="cpu")
-    height, width, channels = estimator.image_shape_
+    model = TSimCNEModel.load(args.model, device="cpu")
+    height, width, channels = model.image_shape
     print(f"Model file:   {args.model}")
     print(f"Images:       {height} x {width} pixels, {channels} channel(s); "
-          f"map of {len(estimator.embedding_)} training images")
-    print(f"Backbone:     {estimator.backbone_}")
-    print("Versions:     " + ", ".join(f"{name} {v}" for name, v in estimator.versions_.items()))
+          f"map of {len(model.embedding)} training images")
+    print(f"Backbone:     {model.backbone}")
+    print("Versions:     " + ", ".join(f"{name} {v}" for name, v in model.versions.items()))
     print("Parameters:")
-    for name, value in sorted(estimator.get_params().items()):
-        if name not in ("callbacks", "device", "verbose"):  # not properties of the model
-            print(f"  {name} = {value!r}")
-    print(f"Schedule:     {_describe(estimator)}, recipe '{estimator.recipe}'")
-    augmentation = estimator.augmentation_ if isinstance(estimator.augmentation_, str) else "custom"
-    print(f"Used:         batch size {estimator.batch_size_}, augmentation {augmentation}, "
-          f"seed {estimator.random_state_} (random_state={estimator.random_state_} or "
-          f"--seed {estimator.random_state_} repeats the training)")
-    folder = estimator.checkpoint_folder_
+    for name, value in sorted(model.params.items()):
+        print(f"  {name} = {value!r}")
+    schedule = _describe(model.epochs, model.params.get("time_budget"), model.batch_size)
+    print(f"Schedule:     {schedule}, recipe '{model.params['recipe']}'")
+    augmentation = model.augmentation if isinstance(model.augmentation, str) else "custom"
+    print(f"Used:         batch size {model.batch_size}, augmentation {augmentation}, "
+          f"seed {model.random_state} (random_state={model.random_state} or "
+          f"--seed {model.random_state} repeats the training)")
+    folder = model.checkpoint_folder
     print("Checkpoints:  " + (f"written to {folder}" if folder else "none written"))
     print("Loss per stage (first epoch -> last epoch):")
-    stages = make_stages(estimator.epochs_, lr=1.0)
-    for stage, losses in zip(stages, estimator.loss_history_):
+    stages = make_stages(model.epochs, lr=1.0)
+    for stage, losses in zip(stages, model.loss_history):
         print(f"  {stage.name:<13} {len(losses):>5} epochs  {losses[0]:.4f} -> {losses[-1]:.4f}")
-    if estimator.stopped_early_:
+    if model.stopped_early:
         print("Training was stopped early.")
 
 
@@ -623,18 +626,18 @@ def _seconds(minutes: float | None) -> float | None:
     return 60 * minutes
 
 
-def _describe(estimator) -> str:
-    """Schedule and batch, e.g. ``epochs 84 146 15 planned for 15 min 00 s, batch size 64``."""
-    budget = estimator.time_budget
-    if hasattr(estimator, "epochs_"):
-        schedule = "epochs " + " ".join(str(e) for e in estimator.epochs_)
-        if budget is not None:
-            schedule += f" planned for {format_duration(budget)}"
-    elif budget is not None:
-        schedule = f"a time budget of {format_duration(budget)}"
+def _describe(epochs, time_budget, batch_size) -> str:
+    """Schedule and batch, e.g. ``epochs 84 146 15 planned for 15 min 00 s, batch size 64``.
+
+    ``epochs`` None: a ``time_budget`` (seconds) whose epochs are not planned yet.
+    """
+    if epochs is None:
+        schedule = f"a time budget of {format_duration(time_budget)}"
     else:
-        schedule = "epochs " + " ".join(str(e) for e in estimator.epochs)
-    return f"{schedule}, batch size {getattr(estimator, 'batch_size_', estimator.batch_size)}"
+        schedule = "epochs " + " ".join(str(e) for e in epochs)
+        if time_budget is not None:
+            schedule += f" planned for {format_duration(time_budget)}"
+    return f"{schedule}, batch size {batch_size}"
 
 
 def _print_note(note: str | None) -> None:

@@ -3,12 +3,19 @@
 The project raises these on purpose, with a message that names the problem
 and what to do.  Every other exception is a bug (ours or a library's) and
 keeps its traceback: ``RuntimeError`` and ``TypeError`` in particular are
-not in the list, since torch raises them for its own failures.
+not in the list, since torch raises them for its own failures.  Warnings
+about the caller's input point at the caller's line (:func:`warn`).
 """
 
 from __future__ import annotations
 
-__all__ = ["ImageTypeError", "SetupError", "USER_ERRORS"]
+import os
+import sys
+import warnings
+
+__all__ = ["ImageTypeError", "SetupError", "USER_ERRORS", "warn"]
+
+_PACKAGE_FOLDER = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class ImageTypeError(TypeError):
@@ -28,3 +35,21 @@ class SetupError(RuntimeError):
 #: full disk); ``FloatingPointError`` a training that diverged; ``MemoryError``
 #: images or settings that do not fit in memory.
 USER_ERRORS = (ValueError, OSError, FloatingPointError, MemoryError, ImageTypeError, SetupError)
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` at the first caller outside this package and scikit-learn.
+
+    A warning about the caller's input (images far outside the training
+    range, a resume without checkpoints) then names the caller's line,
+    however many of the package's functions, and scikit-learn's wrapper of
+    ``transform``, lie between.
+    """
+    skipped = [_PACKAGE_FOLDER]
+    if (sklearn := sys.modules.get("sklearn")) is not None:
+        skipped.append(os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep)
+    # Level 2 is this function's caller; each frame inside the skipped folders adds one.
+    frame, stacklevel = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(tuple(skipped)):
+        frame, stacklevel = frame.f_back, stacklevel + 1
+    warnings.warn(message, category, stacklevel=stacklevel)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import numbers
-import platform
 import sys
 import time
 import warnings
@@ -17,7 +16,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import __version__, data, distributed
+from . import data, distributed
 from .augmentation import make_augmentation
 from .axes import check_axes
 from .budget import BUDGET_SPLIT, measure_costs, plan_epochs, revise_plan
@@ -29,9 +28,11 @@ from .data import (
     to_uint8_tensor,
 )
 from .defaults import CHECKPOINT_EVERY
+from .devices import resolve_device
 from .memory import check_training_memory, defaults_for_device
+from .model import TSimCNEModel, current_versions, storable_params
 from .network import TSimCNENetwork
-from .persistence import read_model_file, write_model_file
+from .persistence import plain_value
 from .schedule import (
     PAPER_EPOCHS, batch_size_for, check_epochs, check_recipe, default_learning_rate,
     make_stages,
@@ -45,14 +46,6 @@ __all__ = ["TSimCNE", "TrainingStopped", "resolve_backbone", "resolve_device", "
 GPU_BACKBONE = "resnet18"
 #: Backbone of ``backbone="auto"`` on a CPU, chosen by ``benchmarks/quality.py``.
 CPU_BACKBONE = "resnet10-w32"
-
-#: Parameters that describe the model and go into the model file.
-_SAVED_PARAMS = (
-    "epochs", "batch_size", "out_dim", "backbone", "augmentation", "lr", "image_size",
-    "random_state", "pretrain_dim", "pretrain_loss", "hidden_dim", "weight_decay",
-    "momentum", "warmup_epochs", "crop_scale", "precision", "recipe", "time_budget", "axes",
-)
-
 
 #: Parameters that must be the same when a run is resumed from a checkpoint.
 _RUN_PARAMS = (
@@ -70,32 +63,26 @@ def resolve_backbone(backbone: str, device: torch.device) -> str:
     return backbone
 
 
-def resolve_device(device) -> torch.device:
-    """``"auto"`` picks cuda, then mps, then cpu; other names are checked to exist.
+class _ModelAttribute:
+    """A fitted attribute of :class:`TSimCNE` read from its ``model_``: ``embedding_``
+    is ``model_.embedding``.  Before ``fit`` it is missing (``AttributeError``,
+    so that ``hasattr`` says False); it cannot be set."""
 
-    Under ``torchrun``, ``"auto"`` and ``"cuda"`` mean this process's GPU ``cuda:LOCAL_RANK``.
-    """
-    if distributed.launched_distributed() and device in (None, "auto", "cuda") and (
-        torch.cuda.is_available()
-    ):
-        return torch.device("cuda", distributed.local_rank())
-    if device is None or device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} but no CUDA GPU is available; use 'auto' or 'cpu'.")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device='mps' but Apple's MPS is not available; use 'auto' or 'cpu'.")
-    return device
+    def __set_name__(self, owner, name: str) -> None:
+        self.name, self.model_attribute = name, name.removesuffix("_")
+
+    def __get__(self, estimator, owner=None):
+        if estimator is None:
+            return self
+        try:
+            model = vars(estimator)["model_"]
+        except KeyError:
+            raise AttributeError(f"{type(estimator).__name__!r} object has no attribute "
+                                 f"{self.name!r}: it is not fitted yet") from None
+        return getattr(model, self.model_attribute)
+
+    def __set__(self, estimator, value) -> None:
+        raise AttributeError(f"{self.name} is read-only: it is model_.{self.model_attribute}.")
 
 
 class TSimCNE(TransformerMixin, BaseEstimator):
@@ -235,10 +222,13 @@ class TSimCNE(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
+    model_ : TSimCNEModel
+        The trained model (:class:`napari_tsimcne.model.TSimCNEModel`): its
+        ``network`` on ``device_``, and :meth:`transform` and :meth:`save`,
+        which this estimator's delegate to.  The other attributes below are
+        the model's, read from it (``embedding_`` is ``model_.embedding``).
     embedding_ : ndarray of shape (n_images, out_dim)
         Map of the training images (network in eval mode, no augmentation).
-    model_ : TSimCNENetwork
-        The trained network, on ``device_``.
     loss_history_ : list of ndarray
         Mean loss of every epoch, one array per stage that ran.
     image_shape_ : tuple (H, W, C)
@@ -259,7 +249,23 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         The seed the training used: ``random_state=random_state_`` repeats it.
     checkpoint_folder_ : str or None
         Where the training wrote its checkpoints (``checkpoint_dir``).
+    versions_ : dict
+        Versions of napari-tsimcne, torch and Python that trained the model.
     """
+
+    embedding_ = _ModelAttribute()
+    loss_history_ = _ModelAttribute()
+    image_shape_ = _ModelAttribute()
+    intensity_range_ = _ModelAttribute()
+    backbone_ = _ModelAttribute()
+    device_ = _ModelAttribute()
+    stopped_early_ = _ModelAttribute()
+    epochs_ = _ModelAttribute()
+    batch_size_ = _ModelAttribute()
+    augmentation_ = _ModelAttribute()
+    random_state_ = _ModelAttribute()
+    checkpoint_folder_ = _ModelAttribute()
+    versions_ = _ModelAttribute()
 
     def __init__(
         self,
@@ -461,21 +467,24 @@ class TSimCNE(TransformerMixin, BaseEstimator):
                 history, stopped = stop.history, True
         network.set_trainable(readout_only=False)
         network.eval()
-
-        self.model_ = network
-        self.device_ = device
-        self.backbone_ = backbone
-        self.image_shape_ = (*image_size, stack.n_channels)
-        self.intensity_range_ = intensity_range
-        self.loss_history_ = history
-        self.stopped_early_ = stopped
-        self.epochs_ = _epochs_tuple(run["epochs"])
-        self.batch_size_ = batch_size
-        self.augmentation_ = augmentation
-        self.random_state_ = random_state
-        self.checkpoint_folder_ = None if checkpoints is None else str(checkpoints.folder)
-        self.embedding_ = embed(network, images.chunks(inference_batch_size(batch_size)),
-                                device=device)
+        self.model_ = TSimCNEModel(
+            network=network,
+            device=device,
+            backbone=backbone,
+            image_shape=(*image_size, stack.n_channels),
+            intensity_range=intensity_range,
+            embedding=embed(network, images.chunks(inference_batch_size(batch_size)),
+                            device=device),
+            loss_history=history,
+            stopped_early=stopped,
+            epochs=check_epochs(run["epochs"]),
+            batch_size=batch_size,
+            augmentation=augmentation,
+            random_state=random_state,
+            checkpoint_folder=None if checkpoints is None else str(checkpoints.folder),
+            params=storable_params(self.get_params()),
+            versions=current_versions(),
+        )
 
     def _check_parameters(self) -> None:
         """Check every parameter that needs no data, before any work; ``ValueError`` naming it.
@@ -571,7 +580,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------ transform
     def transform(self, X, features: bool = False, axes=None):
-        """Place images ``X`` on the map.
+        """Place images ``X`` on the map (see ``model_.transform``).
 
         Parameters
         ----------
@@ -580,7 +589,8 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             images; they are resized to ``image_shape_`` if needed.
         features : bool, default False
             Return the backbone features ``H`` (e.g. 512-D for ResNet-18)
-            instead of the embedding.
+            instead of the embedding.  ``model_.transform(X,
+            return_features=True)`` gives both from one forward pass.
         axes : str or None, default None
             Layout of an array ``X`` when it differs from the training
             images' (see the ``axes`` parameter); ``None`` uses ``axes``.
@@ -590,25 +600,8 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         ndarray of shape (n_images, out_dim) or (n_images, feature_dim), float32.
         """
         check_is_fitted(self, "model_")
-        stack = as_image_stack(X, axes=self.axes if axes is None else axes)
-        if stack.n_channels != self.image_shape_[2]:
-            raise ValueError(
-                f"X has {stack.n_channels} channel(s) but the model was trained on "
-                f"{self.image_shape_[2]}. Pass images with {self.image_shape_[2]} channel(s), "
-                "channels last."
-            )
-        warning = data.far_outside(stack, self.intensity_range_)
-        if warning is not None:
-            # Level 3: the caller, behind scikit-learn's set_output wrapper of transform.
-            warnings.warn(warning, UserWarning, stacklevel=3)
-        size = self.image_shape_[:2]
-        step = inference_batch_size(self.batch_size_)
-        batches = (
-            to_uint8_tensor(stack, self.intensity_range_, size, start=start,
-                            stop=min(start + step, len(stack)))
-            for start in range(0, len(stack), step)
-        )
-        return embed(self.model_, batches, features=features, device=self.device_)
+        axes = self.axes if axes is None else axes
+        return self.model_.features(X, axes) if features else self.model_.transform(X, axes)
 
     # ----------------------------------------------------------- save/load
     def save(self, path):
@@ -619,70 +612,20 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         the path without writing.
         """
         check_is_fitted(self, "model_")
-        if not distributed.is_main_process():
-            return Path(path)
-        params = {name: _plain_value(getattr(self, name)) for name in _SAVED_PARAMS}
-        if callable(params["augmentation"]):
-            params["augmentation"] = None  # a user's function is not stored
-        if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None  # nor is a RandomState's state
-        state = {k: v.detach().cpu() for k, v in self.model_.state_dict().items()}
-        return write_model_file(path, {
-            "params": params,
-            "backbone": self.backbone_,
-            "image_shape": list(self.image_shape_),
-            "intensity_range": torch.from_numpy(np.asarray(self.intensity_range_, dtype=np.float64)),
-            "output_dim": self.model_.head.out_dim,
-            "state_dict": state,
-            "embedding": torch.from_numpy(self.embedding_),
-            "loss_history": [torch.from_numpy(h) for h in self.loss_history_],
-            "stopped_early": self.stopped_early_,
-            "epochs_used": list(self.epochs_),
-            "batch_size_used": int(self.batch_size_),
-            "augmentation_used": self.augmentation_ if isinstance(self.augmentation_, str) else None,
-            "seed": int(self.random_state_),
-            "checkpoint_folder": self.checkpoint_folder_,
-            "versions": {"napari-tsimcne": __version__, "torch": str(torch.__version__),
-                         "python": platform.python_version()},
-        })
+        return self.model_.save(path)
 
     @classmethod
     def load(cls, path, device="auto") -> "TSimCNE":
-        """Read a model written by :meth:`save` onto ``device``.
+        """Read a model written by :meth:`save` onto ``device``: an estimator with the
+        saved parameters and the model as ``model_``.
 
         Raises ``FileNotFoundError`` or ``ValueError`` (naming the file) for a
         missing, foreign, damaged or too new file.
+        :meth:`napari_tsimcne.model.TSimCNEModel.load` reads the model alone.
         """
-        payload = read_model_file(path)
-        target = resolve_device(device)
-        try:
-            # Files from before the recipes were trained with the paper's.
-            params = {"recipe": "paper", **payload["params"]}
-            estimator = cls(**params, device=device)
-            height, width, channels = payload["image_shape"]
-            network = TSimCNENetwork(payload["backbone"], channels, payload["output_dim"],
-                                     estimator.hidden_dim)
-            network.load_state_dict(payload["state_dict"])
-            estimator.model_ = network.to(target).eval()
-            estimator.device_ = target
-            estimator.backbone_ = payload["backbone"]
-            estimator.image_shape_ = (height, width, channels)
-            estimator.intensity_range_ = payload["intensity_range"].numpy()
-            estimator.embedding_ = payload["embedding"].numpy()
-            estimator.loss_history_ = [h.numpy() for h in payload["loss_history"]]
-            estimator.stopped_early_ = payload["stopped_early"]
-            estimator.epochs_ = _epochs_tuple(payload.get("epochs_used", estimator.epochs))
-            # Files from before "auto" was resolved store the values themselves.
-            estimator.batch_size_ = payload.get("batch_size_used", estimator.batch_size)
-            estimator.augmentation_ = payload.get("augmentation_used", estimator.augmentation)
-            estimator.random_state_ = payload.get("seed", estimator.random_state)
-            estimator.checkpoint_folder_ = payload.get("checkpoint_folder")
-            estimator.versions_ = payload["versions"]
-        except (KeyError, TypeError, AttributeError, ValueError, RuntimeError) as error:
-            missing = f"no {error}" if isinstance(error, KeyError) else str(error)
-            raise ValueError(f"{path} is an incomplete or inconsistent model file "
-                             f"({missing}); write it again with TSimCNE.save or "
-                             "`napari-tsimcne fit`.") from None
+        model = TSimCNEModel.load(path, device=device)
+        estimator = cls(**model.params, device=device)
+        estimator.model_ = model
         return estimator
 
     def __sklearn_tags__(self):
@@ -824,24 +767,9 @@ def _run_value(value):
         return "custom"  # a user's augmentation function
     if isinstance(value, np.random.RandomState):
         return "RandomState"
-    value = _plain_value(value)
+    value = plain_value(value)
     if isinstance(value, (list, tuple)):
         return [_run_value(v) for v in value]
-    return value
-
-
-def _plain_value(value):
-    """``value`` with numpy scalars and arrays as Python numbers, lists and tuples.
-
-    ``torch.load(weights_only=True)`` reads only plain values back, so a
-    parameter such as ``batch_size=np.int64(256)`` must be stored as an int.
-    """
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return _plain_value(value.tolist())
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain_value(v) for v in value)
     return value
 
 
@@ -918,11 +846,6 @@ class _BudgetKeeper:
             return stages
         self.run["epochs"] = list(revised)
         return self.stages_for(revised)
-
-
-def _epochs_tuple(epochs) -> tuple[int, ...]:
-    """Epochs per stage as a tuple of ints (``epochs`` already checked by ``make_stages``)."""
-    return (int(epochs),) if isinstance(epochs, numbers.Integral) else tuple(map(int, epochs))
 
 
 def _first_stage_epochs(epochs) -> int:

@@ -44,12 +44,15 @@ class TSimCNENetwork(nn.Module):
         """Backbone features ``H`` of shape ``(N, backbone.out_features)``."""
         return self.backbone(self.standardize(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        """The embedding ``(N, out_dim)``; with ``return_features``, also the features
+        ``H`` of the same pass: ``(embedding, features)``."""
         h = self.features(x)
         # Map coordinates need float32's precision even where the backbone runs
         # under autocast (bf16 keeps 8 bits: +-0.25 at a coordinate of 50).
         with torch.autocast(x.device.type, enabled=False):
-            return self.head(h.float())
+            z = self.head(h.float())
+        return (z, h) if return_features else z
 
     def readout_parameters(self):
         return self.head.readout.parameters()

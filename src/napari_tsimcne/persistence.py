@@ -13,11 +13,12 @@ import zipfile
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .atomic import write_file
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "looks_like_model_file", "read_model_file",
+__all__ = ["FORMAT", "FORMAT_VERSION", "looks_like_model_file", "plain_value", "read_model_file",
            "write_model_file"]
 
 FORMAT = "napari-tsimcne-model"
@@ -93,3 +94,18 @@ def read_model_file(path, kind: str = FORMAT) -> dict:
             f"napari-tsimcne reads ({FORMAT_VERSION}). Upgrade napari-tsimcne."
         )
     return payload
+
+
+def plain_value(value):
+    """``value`` with numpy scalars and arrays as Python numbers, lists and tuples.
+
+    ``torch.load(weights_only=True)`` reads only plain values back, so a
+    parameter such as ``batch_size=np.int64(256)`` must be stored as an int.
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return plain_value(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_value(v) for v in value)
+    return value

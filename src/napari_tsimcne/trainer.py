@@ -34,8 +34,12 @@ from .network import TSimCNENetwork
 from .schedule import NEIGHBORS, Stage, learning_rate_factor
 
 __all__ = [
-    "Accelerations", "TrainingStopped", "embed", "inference_batch_size", "train", "training_step",
+    "EMBED_OUTPUTS", "Accelerations", "TrainingStopped", "embed", "inference_batch_size", "train",
+    "training_step",
 ]
+
+#: What :func:`embed` returns: the embedding, the backbone features, or both from one pass.
+EMBED_OUTPUTS = ("embedding", "features", "both")
 
 
 @dataclass(frozen=True)
@@ -305,8 +309,8 @@ def _overrides(callback, method: str) -> bool:
 
 def _feature_graph(network, images, batch_size: int, generator) -> torch.Tensor:
     """Nearest neighbours (``(N, k)`` indices) of the training images in the features ``H``."""
-    features = embed(network, images.chunks(inference_batch_size(batch_size)), features=True,
-                     device=images.device)
+    features = embed(network, images.chunks(inference_batch_size(batch_size)),
+                     output="features", device=images.device)
     seed = int(torch.randint(2**62, (), generator=generator))
     return neighbor_graph(features, NEIGHBORS, random_state=seed)
 
@@ -494,22 +498,34 @@ def embed(
     network: nn.Module,
     batches,
     *,
-    features: bool = False,
+    output: str = "embedding",
     device: torch.device,
-) -> np.ndarray:
-    """Run ``network`` in eval mode over uint8 batches; return float32 ``(N, d)``.
+):
+    """Run ``network`` in eval mode over uint8 batches ``(n, C, H, W)``.
 
-    ``batches`` yields uint8 tensors ``(n, C, H, W)``; with ``features=True``
-    the backbone features ``H`` are returned instead of the embedding.
+    ``output`` is ``"embedding"`` (float32 ``(N, out_dim)``), ``"features"``
+    (the backbone features ``H``, float32 ``(N, D)``) or ``"both"``: the pair
+    ``(embedding, features)`` from a single forward pass over the images.
     """
+    if output not in EMBED_OUTPUTS:
+        raise ValueError(f"output must be one of {EMBED_OUTPUTS}, got {output!r}.")
     was_training = network.training
     network.eval()
     try:
-        outputs = []
+        embeddings, features = [], []
         for batch in batches:
             x = batch.to(device, non_blocking=True).float().div_(255)
-            out = network.features(x) if features else network(x)
-            outputs.append(out.float().cpu())
-        return torch.cat(outputs).numpy()
+            if output == "features":  # the head's work is not needed
+                features.append(network.features(x).float().cpu())
+                continue
+            z, h = network(x, return_features=True)
+            embeddings.append(z.float().cpu())
+            if output == "both":
+                features.append(h.float().cpu())
+        if output == "embedding":
+            return torch.cat(embeddings).numpy()
+        if output == "features":
+            return torch.cat(features).numpy()
+        return torch.cat(embeddings).numpy(), torch.cat(features).numpy()
     finally:
         network.train(was_training)
