@@ -64,6 +64,7 @@ def main():
     parser.add_argument("--epochs", type=int, nargs="+", default=[40, 5, 15])
     parser.add_argument("--budget-minutes", type=float)
     parser.add_argument("--recipe", default="neighbors", choices=["neighbors", "paper"])
+    parser.add_argument("--pretrain-loss", default="euclidean", choices=["euclidean", "cosine"])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", nargs="+", default=["auto"],
                         help="'auto', one peak rate, or one rate per stage")
@@ -91,7 +92,7 @@ def main():
     lr = lr[0] if isinstance(lr, tuple) and len(lr) == 1 else lr
     estimator = TSimCNE(
         epochs=tuple(args.epochs), batch_size=args.batch_size, backbone=args.backbone, lr=lr,
-        recipe=args.recipe,
+        recipe=args.recipe, pretrain_loss=args.pretrain_loss,
         time_budget=60 * args.budget_minutes if args.budget_minutes else None,
         hidden_dim=args.hidden_dim, augmentation=args.augmentation,
         crop_scale=tuple(args.crop_scale), device=args.device, random_state=args.seed,
