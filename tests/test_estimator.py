@@ -250,40 +250,92 @@ def _mps_unavailable(monkeypatch):
 
 
 BAD_PARAMS = {
-    "batch size above the image count": (
-        dict(batch_size=100), None, r"batch_size=100 is larger than the 64 training images\. "
-                                    r"Pass batch_size=64"),
-    "batch size suggestion is a power of two": (
-        dict(batch_size=50, n_images=40), None,
-        r"larger than the 40 training images\. Pass batch_size=32"),
+    "bad epochs": (dict(epochs=(0, 1, 1)), None, "is not a training plan"),
+    "fractional epochs": (dict(epochs=(1.5, 1, 1)), None,
+                          r"epochs=\(1.5, 1, 1\) is not a training plan"),
+    "epochs as text": (dict(epochs="abc"), None, "epochs='abc' is not a training plan"),
     "batch size 1": (dict(batch_size=1), None, r"batch_size must be an integer >= 2 or .auto., got 1"),
     "batch size 0": (dict(batch_size=0), None, "batch_size must be an integer >= 2"),
     "fractional batch size": (dict(batch_size=2.5), None, "batch_size must be an integer >= 2"),
     "batch size as text": (dict(batch_size="16"), None, "batch_size must be an integer >= 2"),
+    "out_dim 0": (dict(out_dim=0), None, "out_dim must be a whole number >= 1, got 0"),
     "unknown backbone": (dict(backbone="resnet50"), None, "Unknown backbone 'resnet50'"),
     "unknown augmentation": (dict(augmentation="cells"), None, "Unknown augmentation 'cells'"),
+    "lr as text": (dict(lr="fast"), None, r"lr='fast' does not fit 3 stage\(s\)"),
+    "negative lr": (dict(lr=-0.1), None, "Learning rates must be positive and finite, got lr=-0.1"),
+    "infinite lr": (dict(lr=float("inf")), None, "must be positive and finite"),
+    "two rates for three stages": (dict(lr=(0.1, 0.1)), None, r"does not fit 3 stage\(s\)"),
+    "two rates for a planned budget": (dict(lr=(0.1, 0.1), epochs=(5,), time_budget=60), None,
+                                       r"does not fit 3 stage\(s\)"),
+    "image size too small": (dict(image_size=4), None,
+                             r"image_size must be .* \(height, width\) of whole numbers >= 8, got 4"),
+    "image size of one number in a tuple": (dict(image_size=(16,)), None, "image_size must be"),
+    "image size 16.0": (dict(image_size=16.0), None,
+                        "image_size must be 'auto', None, a whole number"),
     "unknown device": (dict(device="tpu"), None, "device='tpu' is not a device"),
     "cuda without a GPU": (dict(device="cuda"), _cuda_unavailable, "no CUDA GPU is available"),
     "cuda:1 without a GPU": (dict(device="cuda:1"), _cuda_unavailable,
                              "device='cuda:1' but no CUDA GPU"),
     "mps unavailable": (dict(device="mps"), _mps_unavailable, "MPS is not available"),
-    "image size too small": (dict(image_size=4), None,
-                             r"image_size must be .* \(height, width\) of whole numbers >= 8, got 4"),
-    "image size of one number in a tuple": (dict(image_size=(16,)), None, "image_size must be"),
-    "bad epochs": (dict(epochs=(0, 1, 1)), None, "is not a training plan"),
-    "unknown pretraining loss": (dict(pretrain_loss="l1"), None, "Unknown loss metric 'l1'"),
+    "negative seed": (dict(random_state=-1), None,
+                      "random_state must be None, a whole number from 0 to 2\\*\\*32 - 1"),
+    "seed too large": (dict(random_state=2**32), None, "random_state must be None"),
+    "seed as text": (dict(random_state="0"), None, "random_state must be None"),
+    "verbose as text": (dict(verbose="yes"), None, "verbose must be True or False, got 'yes'"),
+    "callbacks not a list": (dict(callbacks=3), None, "callbacks must be a list of callables"),
+    "a callback that is not callable": (dict(callbacks=[3]), None, r"got \[3\]"),
+    "pretrain_dim 0": (dict(pretrain_dim=0), None, "pretrain_dim must be a whole number >= 1"),
+    "unknown pretraining loss": (dict(pretrain_loss="l1"), None,
+                                 "pretrain_loss must be 'euclidean' .* or 'cosine' .*, got 'l1'"),
+    "hidden_dim 0": (dict(hidden_dim=0), None, "hidden_dim must be a whole number >= 1, got 0"),
+    "negative weight decay": (dict(weight_decay=-1), None, "weight_decay must be a number >= 0"),
+    "momentum 2": (dict(momentum=2.0), None, r"momentum must be a number in \[0, 1\), got 2.0"),
+    "negative warm-up": (dict(warmup_epochs=-1), None,
+                         "warmup_epochs must be a number of epochs >= 0"),
+    "crop_scale reversed": (dict(crop_scale=(0.5, 0.2)), None, r"crop_scale must be \(low, high\)"),
+    "crop_scale above 1": (dict(crop_scale=(0.2, 2)), None, r"0 < low <= high <= 1"),
+    "unknown precision": (dict(precision="fp16"), None,
+                          "precision must be 'auto', 'bf16' or 'fp32', got 'fp16'"),
+    "compile as text": (dict(compile="yes"), None, "compile must be True or False"),
+    "unknown streaming": (dict(stream="always"), None,
+                          "stream must be True, False or 'auto', got 'always'"),
+    "checkpoint folder a number": (dict(checkpoint_dir=3), None,
+                                   "checkpoint_dir must be the path of a folder, or None"),
+    "checkpoint folder empty": (dict(checkpoint_dir=""), None, "checkpoint_dir must be the path"),
+    "checkpoint interval 0": (dict(checkpoint_every=0), None,
+                              "checkpoint_every must be a whole number"),
+    "unknown recipe": (dict(recipe="fast"), None, "recipe must be one of"),
+    "zero time budget": (dict(time_budget=0), None, "time_budget must be a positive number"),
+    "unknown axis letter": (dict(axes="NQYX"), None, "axes=.NQYX. is not a layout"),
 }
 
 
+def test_every_parameter_has_a_bad_value_in_the_table():
+    named = {name for params, _, _ in BAD_PARAMS.values() for name in params}
+    assert named == set(TSimCNE().get_params())
+
+
 @pytest.mark.parametrize("params, setup, message", BAD_PARAMS.values(), ids=BAD_PARAMS.keys())
-def test_fit_rejects_bad_parameters_naming_the_problem(make_estimator, images, monkeypatch,
-                                                       params, setup, message):
-    params = dict(params)
-    n_images = params.pop("n_images", len(images))
+def test_every_parameter_is_checked_before_the_images_are_read(make_estimator, images,
+                                                               monkeypatch, params, setup,
+                                                               message):
     if setup is not None:
         setup(monkeypatch)
+    # Before any work: neither the images are read nor a single step runs.
+    monkeypatch.setattr("napari_tsimcne.estimator.as_image_stack",
+                        lambda *a, **k: pytest.fail("the images were read"))
+    monkeypatch.setattr("napari_tsimcne.estimator.train", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(ValueError, match=message):
-        make_estimator(**params).fit(images[:n_images])
+        make_estimator(**params).fit(images)
+
+
+@pytest.mark.parametrize("n_images, batch_size, fitting", [(64, 100, 64), (40, 50, 32)])
+def test_a_batch_size_above_the_image_count_is_refused_with_one_that_fits(
+        make_estimator, images, n_images, batch_size, fitting):
+    with pytest.raises(ValueError, match=(
+            rf"batch_size={batch_size} is larger than the {n_images} training images\. "
+            rf"Pass batch_size={fitting}")):
+        make_estimator(batch_size=batch_size).fit(images[:n_images])
 
 
 def test_transform_before_fit_raises_not_fitted(make_estimator, images):
@@ -392,33 +444,6 @@ with warnings.catch_warnings():
 @_sklearn_checks
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
-
-
-MORE_BAD_PARAMS = {
-    "hidden_dim 0": (dict(hidden_dim=0), "hidden_dim must be a whole number >= 1, got 0"),
-    "out_dim 0": (dict(out_dim=0), "out_dim must be a whole number >= 1, got 0"),
-    "pretrain_dim 0": (dict(pretrain_dim=0), "pretrain_dim must be a whole number >= 1"),
-    "crop_scale reversed": (dict(crop_scale=(0.5, 0.2)), r"crop_scale must be \(low, high\)"),
-    "crop_scale above 1": (dict(crop_scale=(0.2, 2)), r"0 < low <= high <= 1"),
-    "negative warm-up": (dict(warmup_epochs=-1), "warmup_epochs must be a number of epochs >= 0"),
-    "momentum 2": (dict(momentum=2.0), r"momentum must be a number in \[0, 1\), got 2.0"),
-    "negative weight decay": (dict(weight_decay=-1), "weight_decay must be a number >= 0"),
-    "fractional epochs": (dict(epochs=(1.5, 1, 1)), r"epochs=\(1.5, 1, 1\) is not a training plan"),
-    "epochs as text": (dict(epochs="abc"), "epochs='abc' is not a training plan"),
-    "image size 16.0": (dict(image_size=16.0), "image_size must be 'auto', None, a whole number"),
-    "callbacks not a list": (dict(callbacks=3), "callbacks must be a list of callables"),
-    "a callback that is not callable": (dict(callbacks=[3]), r"got \[3\]"),
-    "checkpoint interval 0": (dict(checkpoint_every=0), "checkpoint_every must be a whole number"),
-}
-
-
-@pytest.mark.parametrize("params, message", MORE_BAD_PARAMS.values(), ids=MORE_BAD_PARAMS.keys())
-def test_every_parameter_is_checked_before_training_with_its_name(make_estimator, images,
-                                                                   monkeypatch, params, message):
-    # Before any work: not a single step may run.
-    monkeypatch.setattr("napari_tsimcne.estimator.train", lambda *a, **k: pytest.fail("trained"))
-    with pytest.raises(ValueError, match=message):
-        make_estimator(**params).fit(images)
 
 
 @pytest.mark.parametrize("augmentation, problem", [

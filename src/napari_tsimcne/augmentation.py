@@ -32,7 +32,7 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
-__all__ = ["PRESETS", "RandomChannelIntensity", "make_augmentation"]
+__all__ = ["PRESETS", "RandomChannelIntensity", "check_augmentation", "make_augmentation"]
 
 PRESETS = ("natural", "microscopy")
 
@@ -83,6 +83,7 @@ def make_augmentation(
     crop_scale
         Range of the crop area as a fraction of the image area.
     """
+    check_augmentation(preset)
     if callable(preset):
         return preset
     crop = K.RandomResizedCrop(tuple(image_size), scale=tuple(crop_scale))
@@ -93,12 +94,18 @@ def make_augmentation(
         else:
             steps += [K.ColorJitter(brightness=0.4, contrast=0.4, p=0.8)]
         return nn.Sequential(*steps)
-    if preset == "microscopy":
-        steps = [crop, K.RandomHorizontalFlip(), K.RandomVerticalFlip()]
-        if image_size[0] == image_size[1]:
-            steps.append(K.RandomRotation90(times=(0, 3), p=1.0))
-        steps.append(RandomChannelIntensity())
-        return nn.Sequential(*steps)
+    # "microscopy"
+    steps = [crop, K.RandomHorizontalFlip(), K.RandomVerticalFlip()]
+    if image_size[0] == image_size[1]:
+        steps.append(K.RandomRotation90(times=(0, 3), p=1.0))
+    steps.append(RandomChannelIntensity())
+    return nn.Sequential(*steps)
+
+
+def check_augmentation(preset) -> None:
+    """``ValueError`` unless ``preset`` names one of :data:`PRESETS` or is a callable."""
+    if callable(preset) or (isinstance(preset, str) and preset in PRESETS):
+        return
     raise ValueError(
         f"Unknown augmentation {preset!r}. Use one of {PRESETS} or pass a callable that "
         "maps a float tensor (N, C, H, W) in [0, 1] to one of the same shape."

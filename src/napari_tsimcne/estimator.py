@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+import os
 import sys
 import time
 import warnings
@@ -17,8 +18,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import data, distributed
-from .augmentation import make_augmentation
+from .augmentation import check_augmentation, make_augmentation
 from .axes import check_axes
+from .backbones import parse_backbone_name
 from .budget import BUDGET_SPLIT, measure_costs, plan_epochs, revise_plan
 from .callbacks import Callback
 from .checkpoint import CheckpointFolder, checkpoint_size, read_checkpoint
@@ -29,13 +31,14 @@ from .data import (
 )
 from .defaults import CHECKPOINT_EVERY
 from .devices import resolve_device
+from .loss import LOSS_METRICS
 from .memory import check_training_memory, defaults_for_device
 from .model import TSimCNEModel, current_versions, storable_params
 from .network import TSimCNENetwork
 from .persistence import plain_value
 from .schedule import (
     PAPER_EPOCHS, batch_size_for, check_epochs, check_recipe, default_learning_rate,
-    make_stages,
+    make_stages, stage_learning_rates,
 )
 from .trainer import Accelerations, TrainingStopped, embed, inference_batch_size, train
 
@@ -354,14 +357,15 @@ class TSimCNE(TransformerMixin, BaseEstimator):
     def _fit(self, X, resume=False, resume_from=None):
         start = time.perf_counter()
         self._check_parameters()
-        stack = as_image_stack(X, min_images=2, axes=self.axes)
+        # The device and what it can do, still before the images are read.
         device = resolve_device(self.device)
         backbone = resolve_backbone(self.backbone, device)
         accelerations = Accelerations.for_device(device, self.precision, bool(self.compile),
                                                  backbone)
+        stack = as_image_stack(X, min_images=2, axes=self.axes)
         derived = defaults_for_device(device, backbone, accelerations, len(stack),
                                       *stack.common_size(), stack.n_channels, stack.dtype)
-        batch_size = self._check_batch_size(len(stack), derived.batch_size)
+        batch_size = self._resolve_batch_size(len(stack), derived.batch_size)
         distributed.init_from_environment(device)
         image_size = self._resolve_image_size(stack, derived.image_size)
         check_training_memory(backbone, stack.n_channels, batch_size, image_size, device,
@@ -374,7 +378,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         intensity_range = fit_intensity_range(stack)
         images = self._training_images(stack, intensity_range, image_size, device)
         if callable(augmentation):
-            _check_augmentation(augment, images)
+            _try_custom_augmentation(augment, images)
         checkpoints = self._checkpoint_folder()
         resume_state = self._read_resume_state(resume, resume_from, checkpoints)
         measure = partial(measure_costs, backbone, images, augment, batch_size=batch_size,
@@ -487,19 +491,32 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         )
 
     def _check_parameters(self) -> None:
-        """Check every parameter that needs no data, before any work; ``ValueError`` naming it.
+        """Check every parameter before any work; ``ValueError`` naming it and what to pass.
 
-        The batch size (against the number of images), the device, the
-        backbone and the augmentation preset are checked where they are
-        resolved, still before training starts.
+        Two checks follow at once in :meth:`_fit`, before the images are read:
+        ``device`` where it is resolved, and ``precision`` (and ``compile``
+        on a GPU) with what the device can do.  Only ``batch_size`` against
+        the number of images waits for the images.
         """
         check_recipe(self.recipe)
-        if self.time_budget is None:
-            check_epochs(self.epochs)
-        else:
+        epochs = check_epochs(self.epochs)
+        if self.time_budget is not None:
             _check_time_budget(self.time_budget)
+        if not _is_auto(self.lr):
+            # A time budget plans all three stages.
+            n_stages = len(epochs) if self.time_budget is None else len(BUDGET_SPLIT[self.recipe])
+            stage_learning_rates(self.lr, n_stages, self.recipe)
+        if not _is_auto(self.batch_size):
+            _check_batch_size(self.batch_size)
+        if not _is_auto(self.backbone):
+            parse_backbone_name(self.backbone)
+        if not _is_auto(self.augmentation):
+            check_augmentation(self.augmentation)
         for name in ("out_dim", "pretrain_dim", "hidden_dim", "checkpoint_every"):
             _check_whole_number(name, getattr(self, name), minimum=1)
+        if not (isinstance(self.pretrain_loss, str) and self.pretrain_loss in LOSS_METRICS):
+            raise ValueError(f"pretrain_loss must be 'euclidean' (the Cauchy loss of t-SimCNE) or "
+                             f"'cosine' (SimCLR's), got {self.pretrain_loss!r}.")
         _check_number("warmup_epochs", self.warmup_epochs, "a number of epochs >= 0",
                       lambda v: v >= 0)
         _check_number("momentum", self.momentum, "a number in [0, 1)", lambda v: 0 <= v < 1)
@@ -507,6 +524,17 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         _check_crop_scale(self.crop_scale)
         _check_image_size(self.image_size)
         check_axes(self.axes)
+        _check_random_state(self.random_state)
+        for name in ("verbose", "compile"):
+            if not _is_flag(getattr(self, name)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+        if not (_is_auto(self.stream) or _is_flag(self.stream)):
+            raise ValueError(f"stream must be True, False or 'auto', got {self.stream!r}.")
+        if self.checkpoint_dir is not None and (
+                not isinstance(self.checkpoint_dir, (str, os.PathLike))
+                or not str(self.checkpoint_dir)):
+            raise ValueError(f"checkpoint_dir must be the path of a folder, or None for no "
+                             f"checkpoints, got {self.checkpoint_dir!r}.")
         if self.callbacks is not None and (
                 isinstance(self.callbacks, (str, bytes)) or not hasattr(self.callbacks, "__iter__")
                 or not all(callable(callback) for callback in self.callbacks)):
@@ -550,19 +578,14 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         return None
 
     def _training_images(self, stack, intensity_range, image_size, device):
-        stream = self.stream
-        if _is_auto(stream):
-            stream = should_stream(stack, image_size, device)
-        elif not isinstance(stream, (bool, np.bool_)):
-            raise ValueError(f"stream must be True, False or 'auto', got {stream!r}.")
+        stream = should_stream(stack, image_size, device) if _is_auto(self.stream) else self.stream
         if stream:
             return StreamedImages(stack, intensity_range, image_size, device)
         return DeviceImages(to_uint8_tensor(stack, intensity_range, image_size).to(device))
 
-    def _check_batch_size(self, n_images: int, auto: int) -> int:
+    def _resolve_batch_size(self, n_images: int, auto: int) -> int:
+        """The batch size to train with; ``batch_size`` was checked by :meth:`_check_parameters`."""
         batch_size = auto if _is_auto(self.batch_size) else self.batch_size
-        if not isinstance(batch_size, numbers.Integral) or batch_size < 2:
-            raise ValueError(f"batch_size must be an integer >= 2 or 'auto', got {batch_size!r}.")
         if batch_size > n_images:
             raise ValueError(
                 f"batch_size={batch_size} is larger than the {n_images} training images. "
@@ -653,7 +676,7 @@ def _check_same_run(state: dict | None, run: dict) -> None:
         )
 
 
-def _check_augmentation(augment, images) -> None:
+def _try_custom_augmentation(augment, images) -> None:
     """A user's augmentation must return a batch of its input's shape and dtype, all finite.
 
     Checked on a few training images before training: a wrong shape or NaNs
@@ -682,6 +705,29 @@ def _check_augmentation(augment, images) -> None:
         f"The augmentation {problem} for a batch of shape {tuple(batch.shape)} ({batch.dtype}, "
         "values in [0, 1]): it must return a tensor of the same shape and dtype with finite "
         "values.")
+
+
+def _check_batch_size(batch_size) -> None:
+    if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or (
+            batch_size < 2):
+        raise ValueError(f"batch_size must be an integer >= 2 or 'auto', got {batch_size!r}.")
+
+
+def _check_random_state(random_state) -> None:
+    if random_state is None or isinstance(random_state, np.random.RandomState):
+        return
+    if (isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+            and 0 <= random_state < 2**32):
+        return
+    raise ValueError(
+        f"random_state must be None, a whole number from 0 to 2**32 - 1 (a seed) or a "
+        f"numpy RandomState, got {random_state!r}.")
+
+
+def _is_flag(value) -> bool:
+    """Whether ``value`` is True or False (numpy's too, and 0 or 1)."""
+    return isinstance(value, (bool, np.bool_)) or (
+        isinstance(value, numbers.Integral) and value in (0, 1))
 
 
 def _check_whole_number(name: str, value, minimum: int) -> None:

@@ -14,7 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CauchyInfoNCELoss", "CosineInfoNCELoss", "make_loss"]
+__all__ = ["LOSS_METRICS", "CauchyInfoNCELoss", "CosineInfoNCELoss", "make_loss"]
+
+#: Names of the losses :func:`make_loss` makes.
+LOSS_METRICS = ("euclidean", "cosine")
 
 
 def info_nce_from_log_similarity(log_similarity: torch.Tensor) -> torch.Tensor:
@@ -66,9 +69,10 @@ class CosineInfoNCELoss(nn.Module):
 
 
 def make_loss(metric: str) -> nn.Module:
-    """Loss by name: ``"euclidean"`` (Cauchy, t-SimCNE) or ``"cosine"`` (SimCLR)."""
+    """Loss by name, one of :data:`LOSS_METRICS`: ``"euclidean"`` (Cauchy, t-SimCNE) or
+    ``"cosine"`` (SimCLR)."""
     if metric == "euclidean":
         return CauchyInfoNCELoss()
     if metric == "cosine":
         return CosineInfoNCELoss()
-    raise ValueError(f"Unknown loss metric {metric!r}; use 'euclidean' or 'cosine'.")
+    raise ValueError(f"Unknown loss metric {metric!r}; use one of {LOSS_METRICS}.")

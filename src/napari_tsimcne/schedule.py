@@ -34,8 +34,8 @@ import numbers
 from dataclasses import dataclass, replace
 
 __all__ = ["RECIPES", "Stage", "batch_size_for", "check_epochs", "check_recipe",
-           "default_learning_rate", "learning_rate_factor",
-           "make_stages"]
+           "default_learning_rate", "learning_rate_factor", "make_stages",
+           "stage_learning_rates"]
 
 PAPER_EPOCHS = (1000, 50, 450)
 STAGE_NAMES = ("pre-training", "readout", "fine-tuning")
@@ -150,7 +150,7 @@ def make_stages(
     """
     epochs = check_epochs(epochs)
     check_recipe(recipe)
-    lrs = _stage_learning_rates(lr, len(epochs), recipe)
+    lrs = stage_learning_rates(lr, len(epochs), recipe)
     if len(epochs) == 1:
         (n,) = epochs
         return [Stage("training", n, out_dim, lrs[0], _warmup(n, warmup_epochs), anneal=True)]
@@ -200,23 +200,33 @@ def check_epochs(epochs) -> tuple[int, ...]:
     return epochs
 
 
-def _stage_learning_rates(lr, n_stages: int, recipe: str) -> tuple[float, ...]:
-    if isinstance(lr, (int, float)) and not isinstance(lr, bool):
+def stage_learning_rates(lr, n_stages: int, recipe: str = "neighbors") -> tuple[float, ...]:
+    """Peak learning rate of each of ``n_stages`` stages (1 or 3) from ``lr``.
+
+    ``lr`` is one number (the later stages' rates follow from it as
+    :func:`make_stages` says) or one number per stage; ``ValueError`` naming
+    ``lr`` unless every rate is a positive finite number.
+    """
+    if _is_number(lr):
         readout_lr = HEAD_LR if recipe == "neighbors" else lr
         rates = (lr, readout_lr, lr / FINETUNE_LR_DIVISOR[recipe]) if n_stages == 3 else (lr,)
     else:
         try:
-            rates = tuple(float(r) for r in lr)
-        except (TypeError, ValueError):
+            rates = tuple(lr) if all(_is_number(r) for r in lr) else ()
+        except TypeError:  # not a sequence
             rates = ()
         if len(rates) != n_stages:
             raise ValueError(
-                f"lr={lr!r} does not fit {n_stages} stage(s): pass one number or one learning "
-                "rate per stage."
+                f"lr={lr!r} does not fit {n_stages} stage(s): pass 'auto', one number, or one "
+                "learning rate per stage."
             )
-    if not all(r > 0 for r in rates):
-        raise ValueError(f"Learning rates must be positive, got lr={lr!r}.")
+    if not all(math.isfinite(r) and r > 0 for r in rates):
+        raise ValueError(f"Learning rates must be positive and finite, got lr={lr!r}.")
     return tuple(float(r) for r in rates)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def learning_rate_factor(step: int, total_steps: int, warmup_steps: int, anneal: bool) -> float:
