@@ -98,11 +98,34 @@ def test_resume_from_names_a_file_and_refuses_another_run(images, tmp_path):
         TSimCNE(**PARAMS).fit(images, resume_from=model)
 
 
-def test_resume_without_a_folder_or_checkpoint(images, tmp_path):
+def test_resume_without_a_folder_or_checkpoint(images, uninterrupted, tmp_path):
     with pytest.raises(ValueError, match="checkpoint_dir"):
         TSimCNE(**PARAMS).fit(images, resume=True)
-    with pytest.warns(UserWarning, match="No checkpoint"):
-        TSimCNE(**PARAMS, checkpoint_dir=tmp_path).fit(images, resume=True)
+    folder = tmp_path / "checkpoints"
+    notice = checkpoint.nothing_to_resume(folder)  # what a front end shows before training
+    assert notice == f"No checkpoint in {folder}; training from the start."
+    with pytest.warns(UserWarning) as caught:
+        estimator = TSimCNE(**PARAMS, checkpoint_dir=folder).fit(images, resume=True)
+    assert [str(w.message) for w in caught] == [notice]
+    assert caught[0].filename == __file__  # the caller's line
+    np.testing.assert_array_equal(estimator.embedding_, uninterrupted[0])  # from the start
+    assert checkpoint.nothing_to_resume(folder) is None  # the run wrote checkpoints
+
+
+def test_a_different_run_is_refused_naming_each_difference(images, tmp_path):
+    run = checkpoint.run_signature(TSimCNE(**PARAMS).get_params(), backbone="resnet10-w8",
+                                   image_shape=(16, 16, 1), n_images=64, epochs=(3, 2, 3))
+    assert run["epochs"] == [3, 2, 3] and run["image_shape"] == [16, 16, 1]
+    state = {"path": tmp_path / "checkpoint-0-00001.pt", "metadata": dict(run)}
+    checkpoint.check_same_run(state, run)
+    checkpoint.check_same_run(None, run)  # a new run
+    other = checkpoint.run_signature(TSimCNE(**{**PARAMS, "hidden_dim": 32}).get_params(),
+                                     backbone="resnet10-w8", image_shape=(16, 16, 3),
+                                     n_images=64, epochs=(3, 2, 3))
+    with pytest.raises(ValueError, match=(
+            r"checkpoint-0-00001.pt belongs to a different run \(image_shape: \[16, 16, 1\] in "
+            r"the checkpoint, \[16, 16, 3\] now; hidden_dim: 64 in the checkpoint, 32 now\)")):
+        checkpoint.check_same_run(state, other)
 
 
 def test_unwritable_folder_and_full_disk_fail_before_training(images, tmp_path, monkeypatch):

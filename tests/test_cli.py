@@ -316,6 +316,16 @@ def test_fit_writes_checkpoints_and_resume_continues_to_the_same_map(stack, tmp_
     np.testing.assert_array_equal(resumed, uninterrupted)
 
 
+def test_resume_without_checkpoints_warns_and_trains_from_the_start(stack, tmp_path):
+    np.save(tmp_path / "images.npy", stack)
+    with pytest.warns(UserWarning) as caught:
+        assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
+                     *TINY_TRAINING, "--resume"]) == 0
+    assert [str(w.message) for w in caught] == [
+        f"No checkpoint in {tmp_path / 'out' / 'checkpoints'}; training from the start."]
+    assert (tmp_path / "out" / "model.pt").is_file()
+
+
 def test_resume_with_other_options_is_refused_with_the_reason(stack, tmp_path, capsys):
     np.save(tmp_path / "images.npy", stack)
     out = ["--out", str(tmp_path / "out")]

@@ -364,7 +364,7 @@ def run_fit(args) -> None:
         estimator, n_images, as_image_stack(images, axes=collection.axes).n_channels)
     needed = _map_files_size(n_images, labels, files) + model_size
     if estimator.checkpoint_dir is not None:
-        needed += CheckpointFolder(estimator.checkpoint_dir, 1).space_needed(checkpoint_size)
+        needed += CheckpointFolder(estimator.checkpoint_dir).space_needed(checkpoint_size)
     outputs.check_space(out, needed)
     embedding, seconds = _timed(partial(estimator.fit_transform, resume=args.resume), images)
     if not distributed.is_main_process():

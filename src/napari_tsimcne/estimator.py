@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import numbers
 import os
 import sys
 import time
-import warnings
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +20,10 @@ from .axes import check_axes
 from .backbones import parse_backbone_name
 from .budget import BUDGET_SPLIT, measure_costs, plan_epochs, revise_plan
 from .callbacks import Callback
-from .checkpoint import CheckpointFolder, checkpoint_size, read_checkpoint
+from .checkpoint import (
+    CheckpointFolder, check_same_run, checkpoint_size, fingerprint, read_resume_state,
+    run_signature,
+)
 from .clock import TimeLeft, format_duration
 from .data import (
     DeviceImages, StreamedImages, as_image_stack, fit_intensity_range, should_stream,
@@ -35,7 +35,6 @@ from .loss import LOSS_METRICS
 from .memory import check_training_memory, defaults_for_device
 from .model import TSimCNEModel, current_versions, storable_params
 from .network import TSimCNENetwork
-from .persistence import plain_value
 from .schedule import (
     PAPER_EPOCHS, batch_size_for, check_epochs, check_recipe, default_learning_rate,
     make_stages, stage_learning_rates,
@@ -49,14 +48,6 @@ __all__ = ["TSimCNE", "TrainingStopped", "resolve_backbone", "resolve_device", "
 GPU_BACKBONE = "resnet18"
 #: Backbone of ``backbone="auto"`` on a CPU, chosen by ``benchmarks/quality.py``.
 CPU_BACKBONE = "resnet10-w32"
-
-#: Parameters that must be the same when a run is resumed from a checkpoint.
-_RUN_PARAMS = (
-    "epochs", "batch_size", "out_dim", "augmentation", "image_size", "random_state",
-    "pretrain_dim", "pretrain_loss", "hidden_dim", "warmup_epochs", "crop_scale", "precision",
-    "recipe",
-)
-
 
 def resolve_backbone(backbone: str, device: torch.device) -> str:
     """The backbone a ``backbone`` parameter means on ``device``: ``"auto"`` is
@@ -380,7 +371,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         if callable(augmentation):
             _try_custom_augmentation(augment, images)
         checkpoints = self._checkpoint_folder()
-        resume_state = self._read_resume_state(resume, resume_from, checkpoints)
+        resume_state = read_resume_state(checkpoints, resume, resume_from)
         measure = partial(measure_costs, backbone, images, augment, batch_size=batch_size,
                           hidden_dim=self.hidden_dim, accelerations=accelerations,
                           cached_readout=self.recipe == "neighbors")
@@ -419,18 +410,15 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             callbacks.insert(0, TimeLeft(costs, listeners, start=start_at))
         if bars is not None:
             callbacks.append(bars)
-        run = {
-            "backbone": backbone, "image_shape": [*image_size, stack.n_channels],
-            "n_images": len(images),
-            **{name: _run_value(getattr(self, name)) for name in _RUN_PARAMS},
-            "epochs": _run_value(epochs),
-        }
+        run = run_signature(self.get_params(), backbone=backbone,
+                            image_shape=(*image_size, stack.n_channels), n_images=len(images),
+                            epochs=epochs)
         if checkpoints is not None or resume_state is not None:
             # A pass over every image: only for a run that is checkpointed or resumed.
-            run["images"] = _fingerprint(images)
+            run["images"] = fingerprint(images)
         if checkpoints is not None:
             checkpoints.metadata = run
-        _check_same_run(resume_state, run)
+        check_same_run(resume_state, run)
         replan = None
         if self.time_budget is not None and resume_state is None:
             replan = _BudgetKeeper(start + self.time_budget, costs, stages_for, run)
@@ -547,36 +535,6 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             return None
         return CheckpointFolder(self.checkpoint_dir, self.checkpoint_every)
 
-    def _read_resume_state(self, resume, resume_from, checkpoints):
-        """The checkpoint to continue from, or None for a new run."""
-        if resume_from is not None:
-            return read_checkpoint(resume_from)
-        if resume:
-            if checkpoints is None:
-                raise ValueError("resume=True needs checkpoint_dir, the folder of the checkpoints.")
-            state = checkpoints.latest()
-            damaged = checkpoints.paths()
-            if state is None and damaged:
-                raise ValueError(
-                    f"{checkpoints.folder} holds no readable checkpoint: "
-                    f"{', '.join(p.name for p in damaged)} are damaged. Delete them to train "
-                    "from the start."
-                )
-            if state is None:
-                warnings.warn(f"No checkpoint in {checkpoints.folder}; training from the start.",
-                              stacklevel=3)
-            return state
-        existing = checkpoints.paths() if checkpoints is not None else []
-        if existing:
-            # The folder keeps only its newest checkpoints; an earlier run's
-            # later ones would push this run's out, and resume would find them.
-            raise ValueError(
-                f"{checkpoints.folder} already holds checkpoints of an earlier run (newest: "
-                f"{existing[0].name}). Resume that run (resume=True, or --resume), or choose "
-                "another checkpoint folder (or delete those files) to start a new one."
-            )
-        return None
-
     def _training_images(self, stack, intensity_range, image_size, device):
         stream = should_stream(stack, image_size, device) if _is_auto(self.stream) else self.stream
         if stream:
@@ -659,21 +617,6 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         tags.non_deterministic = False
         tags.transformer_tags.preserves_dtype = ["float32"]  # transform always returns float32
         return tags
-
-
-def _check_same_run(state: dict | None, run: dict) -> None:
-    """Refuse to resume from a checkpoint of another run, naming what differs."""
-    if state is None:
-        return
-    differences = [
-        f"{key}: {state['metadata'].get(key)!r} in the checkpoint, {value!r} now"
-        for key, value in run.items() if state["metadata"].get(key) != value
-    ]
-    if differences:
-        raise ValueError(
-            f"{state['path']} belongs to a different run ({'; '.join(differences)}). "
-            "Resume with the same images and parameters, or train anew without resume."
-        )
 
 
 def _try_custom_augmentation(augment, images) -> None:
@@ -792,31 +735,6 @@ def _set_channel_statistics(network: TSimCNENetwork, images) -> None:
     std = (squares / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)
     network.channel_mean.copy_(mean.float())
     network.channel_std.copy_(std.float())
-
-
-def _fingerprint(images) -> str:
-    """BLAKE2 hash of every uint8 training image, to recognise a dataset on resume.
-
-    The images are uint8 already, so hashing all of them costs little next to
-    an epoch (BLAKE2 hashes several hundred MB a second): a changed image
-    anywhere in the collection is seen.
-    """
-    digest = hashlib.blake2b(digest_size=32)
-    for batch in images.chunks(data.CHUNK_SIZE):
-        digest.update(batch.cpu().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _run_value(value):
-    """``value`` as a checkpoint stores and compares it: plain values, sequences as lists."""
-    if callable(value):
-        return "custom"  # a user's augmentation function
-    if isinstance(value, np.random.RandomState):
-        return "RandomState"
-    value = plain_value(value)
-    if isinstance(value, (list, tuple)):
-        return [_run_value(v) for v in value]
-    return value
 
 
 class _ProgressBars(Callback):

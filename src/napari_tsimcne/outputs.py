@@ -56,7 +56,7 @@ def prepare(folder: Path, command: str, *, overwrite: bool = False, resume: bool
                           "choose a folder you can write to.")
         failure.errno = error.errno
         raise failure from None
-    checkpoints = CheckpointFolder(folder / CHECKPOINTS, 1).paths() if command == "fit" else []
+    checkpoints = CheckpointFolder(folder / CHECKPOINTS).paths() if command == "fit" else []
     if overwrite:
         if not resume:
             for path in checkpoints:
