@@ -18,7 +18,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from napari_tsimcne import TSimCNE
+from napari_tsimcne import TSimCNE, TSimCNEModel
 from napari_tsimcne.cli import DEMO_SETTINGS, main
 from napari_tsimcne.datasets import FASHION_MNIST_DIR
 
@@ -280,6 +280,23 @@ def test_fit_derives_its_settings_from_the_images_as_the_widget_does(images, tmp
     assert f"Checkpoints:  written to {out / 'checkpoints'}" in printed
 
 
+def test_fit_resolves_the_batch_size_and_backbone_the_library_resolves(images, tmp_path):
+    from napari_tsimcne.devices import CPU_BACKBONE
+
+    many = np.concatenate([images] * 5)[:300]  # the default batch is 32 of 300 images on a CPU
+    np.save(tmp_path / "images.npy", many)
+    assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
+                 "--epochs", "1", "--device", "cpu", "--precision", "fp32",
+                 "--checkpoint-every", "0", "--quiet"]) == 0
+    from_cli = TSimCNEModel.load(tmp_path / "out" / "model.pt")
+    from_library = TSimCNE(epochs=(1,), device="cpu", precision="fp32",
+                           random_state=0).fit(many)
+    assert (from_cli.backbone, from_cli.batch_size, from_cli.image_shape) == (
+        from_library.backbone_, from_library.batch_size_, from_library.image_shape_) == (
+        CPU_BACKBONE, 32, (16, 16, 1))
+    np.testing.assert_array_equal(from_cli.embedding, from_library.embedding_)  # the same run
+
+
 def test_fit_prints_its_settings_and_the_estimated_time(stack, tmp_path, capsys):
     np.save(tmp_path / "images.npy", stack)
     assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
@@ -477,9 +494,9 @@ def test_a_folder_mixing_8_and_16_bit_files_is_refused_naming_two_files(stack, t
 
 def test_training_too_large_for_memory_is_one_error_line_naming_the_option(stack, tmp_path,
                                                                            capsys, monkeypatch):
-    from napari_tsimcne import memory
+    from napari_tsimcne import devices
 
-    monkeypatch.setattr(memory, "free_memory", lambda device: 2**30)
+    monkeypatch.setattr(devices, "free_memory", lambda device: 2**30)
     np.save(tmp_path / "images.npy", stack)
     assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
                  *TINY_TRAINING, "--image-size", "1024"]) == 2

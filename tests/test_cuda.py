@@ -16,7 +16,7 @@ from conftest import FAST_PARAMS
 
 from napari_tsimcne import TSimCNE
 from napari_tsimcne.augmentation import make_augmentation
-from napari_tsimcne.estimator import resolve_device
+from napari_tsimcne.devices import resolve_device
 from napari_tsimcne.loss import CauchyInfoNCELoss
 from napari_tsimcne.network import TSimCNENetwork
 from napari_tsimcne.trainer import Accelerations, training_step
@@ -84,6 +84,21 @@ def test_model_saved_on_the_gpu_places_images_alike_on_the_cpu(fitted_on_auto, i
     # The GPU convolves in TF32 (10 mantissa bits), the CPU in float32.
     np.testing.assert_allclose(on_cpu.transform(images), on_gpu, rtol=0,
                                atol=1e-2 * np.abs(on_gpu).max())
+
+
+def test_fit_on_the_command_line_and_in_python_resolve_the_gpu_s_batch_and_backbone(tmp_path):
+    from napari_tsimcne.cli import main
+    from napari_tsimcne.model import TSimCNEModel
+
+    # Enough images for the paper's batch of 1024 (about an eighth of them).
+    images = np.random.default_rng(0).integers(0, 255, (8192, 16, 16), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
+                 "--epochs", "1", "--device", "cuda", "--checkpoint-every", "0", "--quiet"]) == 0
+    from_cli = TSimCNEModel.load(tmp_path / "out" / "model.pt", device="cpu")
+    from_library = TSimCNE(epochs=(1,), device="cuda", random_state=0).fit(images)
+    assert (from_cli.backbone, from_cli.batch_size) == (
+        from_library.backbone_, from_library.batch_size_) == ("resnet18", 1024)
 
 
 def test_distributed_step_under_torchrun_with_nccl(tmp_path):

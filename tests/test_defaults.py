@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_tsimcne import TSimCNE, memory
+from napari_tsimcne import TSimCNE, devices
 from napari_tsimcne.defaults import (
     TRAINING_MEMORY_SHARE, data_defaults, default_augmentation, default_batch_size,
     default_image_size,
@@ -55,7 +55,7 @@ def test_the_default_image_size_is_the_largest_that_fits_in_memory():
 
 def test_the_estimator_shrinks_images_to_fit_memory_and_says_so(monkeypatch, capsys):
     images = np.random.default_rng(0).integers(0, 255, (40, 64, 48), dtype=np.uint8)
-    monkeypatch.setattr(memory, "free_memory", lambda device: 30 * 2**20)
+    monkeypatch.setattr(devices, "free_memory", lambda device: 30 * 2**20)
     model = TSimCNE(epochs=(1,), backbone="resnet10-w8", device="cpu", verbose=True,
                     random_state=0).fit(images)
     assert model.image_shape_ == (32, 24, 1)
@@ -64,7 +64,7 @@ def test_the_estimator_shrinks_images_to_fit_memory_and_says_so(monkeypatch, cap
 
 def test_training_that_does_not_fit_in_memory_is_refused_before_it_starts(monkeypatch):
     images = np.zeros((40, 16, 16), np.uint8)
-    monkeypatch.setattr(memory, "free_memory", lambda device: 2**30)
+    monkeypatch.setattr(devices, "free_memory", lambda device: 2**30)
     with pytest.raises(ValueError, match=(
             r"Training resnet10-w8 on batches of 16 images of 1024×1024 px needs about "
             r"[\d.]+ GiB of memory, but only 1\.0 GiB are free on cpu\. Train on smaller "

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import make_class_images
 
-from napari_tsimcne import data
+from napari_tsimcne import data, devices
 from napari_tsimcne.data import (
     DeviceImages, StreamedImages, as_image_stack, fit_intensity_range, to_uint8_tensor,
 )
@@ -73,10 +73,12 @@ def test_stream_auto_streams_when_the_uint8_copy_would_not_fit(images, make_esti
         real(self, *args, **kwargs)
 
     monkeypatch.setattr(StreamedImages, "__init__", record)
-    monkeypatch.setattr(data, "free_memory", lambda device: 10 * images.size)
+    # The share of the free memory the copy may take (the rest is training's).
+    free = devices.free_memory(torch.device("cpu"))
+    monkeypatch.setattr(data, "DEVICE_MEMORY_SHARE", 10 * images.size / free)
     make_estimator(epochs=(1, 0, 1)).fit(images)
     assert chosen == []
-    monkeypatch.setattr(data, "free_memory", lambda device: images.size)
+    monkeypatch.setattr(data, "DEVICE_MEMORY_SHARE", images.size / 10 / free)
     make_estimator(epochs=(1, 0, 1)).fit(images)
     assert chosen == ["streamed"]
 

@@ -31,7 +31,6 @@ another scale would land on one point of the map.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import devices
 from .axes import image_layout, layout_of
 from .backbones import MIN_IMAGE_SIZE
 from .errors import ImageTypeError
@@ -485,34 +485,13 @@ def _same_size_groups(images):
 DEVICE_MEMORY_SHARE = 0.25
 
 
-def free_memory(device: torch.device) -> int | None:
-    """Free bytes of ``device``'s memory (RAM for a CPU), or None if unknown.
-
-    For RAM, Linux's estimate of the memory available to new work: the free
-    pages and the file cache that the kernel gives up on demand.
-    """
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024  # in kB
-    except (OSError, ValueError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not on Linux
-        return None
-
-
 def should_stream(stack: ImageStack, image_size: tuple[int, int], device: torch.device) -> bool:
     """Whether the uint8 copy of ``stack`` at ``image_size`` is too large for ``device``.
 
     Too large means more than :data:`DEVICE_MEMORY_SHARE` of the free memory.
     """
     nbytes = len(stack) * stack.n_channels * image_size[0] * image_size[1]
-    available = free_memory(device)
+    available = devices.free_memory(device)
     return available is not None and nbytes > DEVICE_MEMORY_SHARE * available
 
 

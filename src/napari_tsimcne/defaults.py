@@ -1,6 +1,7 @@
 """Settings derived from the images: one rule for the library, the command line and the widget.
 
-:class:`~napari_tsimcne.TSimCNE` resolves its ``"auto"`` parameters here,
+:class:`~napari_tsimcne.TSimCNE` resolves its ``"auto"`` parameters here (on
+the device's free memory, :func:`napari_tsimcne.devices.defaults_for_device`),
 the command line leaves them ``"auto"``, and the napari widget fills its form
 with the same values before training, so that one collection gets one
 training whichever front end starts it.  This module imports neither torch

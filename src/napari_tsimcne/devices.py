@@ -1,17 +1,52 @@
-"""Devices: which one a ``device`` name means.
+"""Devices: which one a name means, what it can do, and the settings that follow from it.
 
-One home for the rules about devices, used by the library, the command line
-and the napari widget alike.  This module imports torch; the torch-free
-defaults of the command line's ``--help`` are in :mod:`napari_tsimcne.defaults`.
+One home for the rules about devices, used alike by :class:`~napari_tsimcne.TSimCNE`,
+the command line (which leaves the settings to the estimator) and the napari
+widget (which fills its form with the same values before training):
+
+* :func:`resolve_device`: the device a ``device`` name means;
+* :func:`available_devices`: the names that can be chosen on this machine;
+* :func:`resolve_backbone`: the backbone of ``backbone="auto"``
+  (:data:`CPU_BACKBONE` or :data:`GPU_BACKBONE`);
+* :func:`native_bf16`: whether bfloat16 is computed natively (``precision="auto"``);
+* :func:`free_memory` and :func:`defaults_for_device`: the device's free
+  memory, and the batch size, image size and augmentation derived from the
+  images on it.
+
+This module imports torch; the torch-free rules behind the defaults, which
+the command line's ``--help`` reads, are in :mod:`napari_tsimcne.defaults`,
+and the memory estimates in :mod:`napari_tsimcne.memory`.
 """
 
 from __future__ import annotations
 
+import os
+from functools import partial
+from typing import TYPE_CHECKING
+
 import torch
 
 from . import distributed
+from .defaults import DataDefaults, data_defaults
 
-__all__ = ["resolve_device"]
+if TYPE_CHECKING:  # the trainer imports this module
+    from .trainer import Accelerations
+
+__all__ = [
+    "CPU_BACKBONE",
+    "GPU_BACKBONE",
+    "available_devices",
+    "defaults_for_device",
+    "free_memory",
+    "native_bf16",
+    "resolve_backbone",
+    "resolve_device",
+]
+
+#: Backbone of ``backbone="auto"`` on a GPU: the paper's.
+GPU_BACKBONE = "resnet18"
+#: Backbone of ``backbone="auto"`` on a CPU, chosen by ``benchmarks/quality.py``.
+CPU_BACKBONE = "resnet10-w32"
 
 
 def resolve_device(device) -> torch.device:
@@ -41,3 +76,77 @@ def resolve_device(device) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device='mps' but Apple's MPS is not available; use 'auto' or 'cpu'.")
     return device
+
+
+def available_devices() -> list[str]:
+    """Device names that can be chosen on this machine: ``"auto"``, ``"cpu"`` and any GPU found
+    (``"cuda"``, ``"mps"``); each is accepted by :func:`resolve_device`."""
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def resolve_backbone(backbone: str, device: torch.device) -> str:
+    """The backbone a ``backbone`` parameter means on ``device``: ``"auto"`` is
+    :data:`CPU_BACKBONE` on a CPU and :data:`GPU_BACKBONE` elsewhere."""
+    if backbone == "auto":
+        return CPU_BACKBONE if device.type == "cpu" else GPU_BACKBONE
+    return backbone
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively, so that bf16 autocast is faster.
+
+    Elsewhere (e.g. CPUs without AVX-512 BF16 or AMX) bf16 is emulated and slower.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        # torch has no public query for the CPU's bf16 instructions; oneDNN uses
+        # AVX-512 BF16 and AMX when present.
+        return any(getattr(torch.cpu, query, lambda: False)()
+                   for query in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return False
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Free bytes of ``device``'s memory (RAM for a CPU, and for Apple's MPS, which
+    shares it), or None if unknown.
+
+    For RAM, Linux's estimate of the memory available to new work: the free
+    pages and the file cache that the kernel gives up on demand.
+    """
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # in kB
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on Linux
+        return None
+
+
+def defaults_for_device(device: torch.device, backbone: str, accelerations: Accelerations,
+                        n_images: int, height: int, width: int, n_channels: int,
+                        dtype) -> DataDefaults:
+    """:func:`~napari_tsimcne.defaults.data_defaults` on ``device``, with its free memory.
+
+    ``backbone`` and ``accelerations`` are those training will use; the default image size then leaves room
+    for training there (:func:`napari_tsimcne.memory.training_bytes`).
+    """
+    # Imported here: memory.py needs free_memory from this module, and the
+    # trainer it imports needs native_bf16.
+    from .memory import training_bytes
+
+    return data_defaults(n_images, height, width, n_channels, dtype, device.type,
+                         memory=free_memory(device),
+                         training_bytes=partial(training_bytes, backbone, n_channels,
+                                                accelerations=accelerations))

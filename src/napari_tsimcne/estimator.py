@@ -30,9 +30,9 @@ from .data import (
     to_uint8_tensor,
 )
 from .defaults import CHECKPOINT_EVERY
-from .devices import resolve_device
+from .devices import defaults_for_device, resolve_backbone, resolve_device
 from .loss import LOSS_METRICS
-from .memory import check_training_memory, defaults_for_device
+from .memory import check_training_memory
 from .model import TSimCNEModel, current_versions, storable_params
 from .network import TSimCNENetwork
 from .schedule import (
@@ -41,21 +41,7 @@ from .schedule import (
 )
 from .trainer import Accelerations, TrainingStopped, embed, inference_batch_size, train
 
-__all__ = ["TSimCNE", "TrainingStopped", "resolve_backbone", "resolve_device", "CPU_BACKBONE",
-           "GPU_BACKBONE"]
-
-#: Backbone of ``backbone="auto"`` on a GPU: the paper's.
-GPU_BACKBONE = "resnet18"
-#: Backbone of ``backbone="auto"`` on a CPU, chosen by ``benchmarks/quality.py``.
-CPU_BACKBONE = "resnet10-w32"
-
-def resolve_backbone(backbone: str, device: torch.device) -> str:
-    """The backbone a ``backbone`` parameter means on ``device``: ``"auto"`` is
-    :data:`CPU_BACKBONE` on a CPU and :data:`GPU_BACKBONE` elsewhere."""
-    if backbone == "auto":
-        return CPU_BACKBONE if device.type == "cpu" else GPU_BACKBONE
-    return backbone
-
+__all__ = ["TSimCNE", "TrainingStopped"]
 
 class _ModelAttribute:
     """A fitted attribute of :class:`TSimCNE` read from its ``model_``: ``embedding_``
@@ -105,7 +91,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         ``"resnet10"``, ``"resnet18"``, ``"resnet34"``, optionally narrowed with
         a width suffix such as ``"resnet10-w32"`` (see
         :mod:`napari_tsimcne.backbones`).  ``"auto"`` is the paper's ResNet-18
-        on a GPU and the faster :data:`CPU_BACKBONE` on a CPU.
+        on a GPU and the faster :data:`napari_tsimcne.devices.CPU_BACKBONE` on a CPU.
     augmentation : {"auto", "natural", "microscopy"} or callable, default "auto"
         Augmentation preset (see :mod:`napari_tsimcne.augmentation`) or a
         callable mapping a float batch ``(N, C, H, W)`` in ``[0, 1]`` to one of

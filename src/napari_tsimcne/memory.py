@@ -14,17 +14,14 @@ and in bfloat16 autocast.
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 
-from . import distributed
+from . import devices, distributed
 from .backbones import BLOCKS_PER_STAGE, parse_backbone_name
-from .data import free_memory
-from .defaults import TRAINING_MEMORY_SHARE, DataDefaults, data_defaults, shrunk_size
+from .defaults import TRAINING_MEMORY_SHARE, shrunk_size
 from .trainer import Accelerations, inference_batch_size
 
-__all__ = ["check_training_memory", "defaults_for_device", "training_bytes"]
+__all__ = ["check_training_memory", "training_bytes"]
 
 #: Values a basic block keeps per output value: two convolutions, two batch
 #: norms and the sum (its ReLUs work in place).
@@ -64,19 +61,6 @@ def training_bytes(backbone: str, n_channels: int, batch_size: int, image_size,
                * image_size[0] * image_size[1] * value_bytes)
 
 
-def defaults_for_device(device: torch.device, backbone: str, accelerations: Accelerations,
-                        n_images: int, height: int, width: int, n_channels: int,
-                        dtype) -> DataDefaults:
-    """:func:`~napari_tsimcne.defaults.data_defaults` with the memory free on ``device``.
-
-    The default image size then leaves room for training ``backbone`` there.
-    """
-    return data_defaults(n_images, height, width, n_channels, dtype, device.type,
-                         memory=free_memory(device),
-                         training_bytes=partial(training_bytes, backbone, n_channels,
-                                                accelerations=accelerations))
-
-
 def check_training_memory(backbone: str, n_channels: int, batch_size: int, image_size,
                           device: torch.device, accelerations: Accelerations) -> None:
     """``ValueError`` saying what to change when training will not fit in ``device``'s memory.
@@ -85,7 +69,7 @@ def check_training_memory(backbone: str, n_channels: int, batch_size: int, image
     of the free memory, as the default image size does; an unknown free
     memory passes.
     """
-    available = free_memory(device)
+    available = devices.free_memory(device)
     needed = training_bytes(backbone, n_channels, batch_size, image_size, accelerations)
     if available is None or needed <= TRAINING_MEMORY_SHARE * available:
         return

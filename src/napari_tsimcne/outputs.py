@@ -106,7 +106,7 @@ def model_sizes(estimator, n_images: int, n_channels: int) -> tuple[int, int]:
     import torch
 
     from .checkpoint import checkpoint_size
-    from .estimator import resolve_backbone, resolve_device
+    from .devices import resolve_backbone, resolve_device
     from .network import TSimCNENetwork
 
     backbone = resolve_backbone(estimator.backbone, resolve_device(estimator.device))

@@ -27,6 +27,7 @@ from . import distributed
 from .backbones import parse_backbone_name
 from .callbacks import Callback
 from .data import DeviceImages
+from .devices import native_bf16
 from .feature_cache import HeadRun
 from .loss import make_loss
 from .neighbors import neighbor_graph, partners
@@ -124,21 +125,6 @@ def _too_narrow_for_channels_last(backbone: str | None) -> bool:
     # convolution stopped returning within a few steps in most runs (torch
     # 2.14); and networks this narrow gain nothing from the layout.
     return backbone is not None and parse_backbone_name(backbone)[1] < 8
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes in bfloat16 natively, so that bf16 autocast is faster.
-
-    Elsewhere (e.g. CPUs without AVX-512 BF16 or AMX) bf16 is emulated and slower.
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        # torch has no public query for the CPU's bf16 instructions; oneDNN uses
-        # AVX-512 BF16 and AMX when present.
-        return any(getattr(torch.cpu, query, lambda: False)()
-                   for query in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return False
 
 
 class TrainingStopped(Exception):
