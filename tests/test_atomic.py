@@ -13,9 +13,9 @@ from conftest import fill_disk
 from napari_tsimcne import atomic
 from napari_tsimcne.atomic import together, write_file
 from napari_tsimcne.cli import _write_summary
-from napari_tsimcne.explore import write_map_table
 from napari_tsimcne.files import write_embedding
 from napari_tsimcne.plotting import plot_embedding
+from napari_tsimcne.plugin.map_table import write_map_table
 
 POINTS = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
 

@@ -4,9 +4,10 @@ command line and the widget's controller; any other exception keeps its tracebac
 import numpy as np
 import pytest
 
-from napari_tsimcne import cli, session
+from napari_tsimcne import cli
 from napari_tsimcne.data import as_image_stack
 from napari_tsimcne.errors import USER_ERRORS, ImageTypeError
+from napari_tsimcne.plugin.controller import capture
 
 
 def _raising(error):
@@ -32,7 +33,7 @@ def test_command_line_and_widget_show_a_listed_error_as_its_message(monkeypatch,
     monkeypatch.setattr(cli, "run_info", _raising(error))
     assert cli.main(["info", "model.pt"]) == 2
     assert capsys.readouterr().err.strip() == f"napari-tsimcne: error: {error}"
-    assert session.capture(_raising(error)).error == str(error)
+    assert capture(_raising(error)).error == str(error)
 
 
 @pytest.mark.parametrize("error", [RuntimeError("inside torch"), TypeError("a bug")])
@@ -41,4 +42,4 @@ def test_command_line_and_widget_let_a_bug_keep_its_traceback(monkeypatch, error
     with pytest.raises(type(error)):
         cli.main(["info", "model.pt"])
     with pytest.raises(type(error)):
-        session.capture(_raising(error))
+        capture(_raising(error))

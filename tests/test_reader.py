@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_tsimcne._reader import napari_get_reader, read_map_layer, read_model
-from napari_tsimcne.explore import MAP_KEY
+from napari_tsimcne.plugin.map_table import MAP_KEY
+from napari_tsimcne.plugin.reader import napari_get_reader, read_map_layer, read_model
 
 
 def test_a_model_file_becomes_its_map_with_the_model_attached(fitted, tmp_path):

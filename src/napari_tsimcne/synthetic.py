@@ -5,37 +5,32 @@
   outliers planted on purpose so that the explore tools have something to find;
 * :func:`make_cell_field`: generated cells scattered over one large field,
   with their Labels, for cutting one crop per object;
-* :func:`natural_image_patches`: patches cut from the photographs that ship
-  with scikit-image (no download);
 * :func:`make_shapes`: labelled shapes whose class is carried by form alone
   while position, size, rotation, brightness and background vary at random:
   a collection where pixel neighbours mislead, for the demo and benchmarks.
 
 Everything is deterministic for a given ``seed`` and cheap enough to generate on demand.
+What is known about the images comes as a dict of columns (name: array with
+one value per image or object), a table that ``pandas.DataFrame`` takes.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage
 
 __all__ = [
     "MORPHOLOGIES",
     "OUTLIER_KINDS",
-    "PHOTOGRAPHS",
     "SHAPES",
     "make_cell_crops",
     "make_cell_field",
     "make_shapes",
-    "natural_image_patches",
 ]
 
 MORPHOLOGIES = ("round", "elongated", "dividing", "blebbing")
 OUTLIER_KINDS = ("empty", "debris", "giant", "out of focus", "two cells", "saturated")
 SHAPES = ("disc", "ring", "square", "triangle", "cross")
-#: Colour photographs bundled with scikit-image that the patches are cut from.
-PHOTOGRAPHS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
 
 #: Camera offset and read noise of the generated images, in counts.
 _BACKGROUND, _READ_NOISE = 100.0, 15.0
@@ -49,7 +44,7 @@ def make_cell_crops(
     n_duplicates: int = 8,
     n_outliers: int = 6,
     seed: int = 0,
-) -> tuple[np.ndarray, pd.DataFrame]:
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Generated crops of single cells, channel 0 the nucleus and channel 1 the cell body.
 
     Cells are round, elongated, dividing (two lobes, two nuclei) or blebbing
@@ -61,9 +56,9 @@ def make_cell_crops(
     Returns
     -------
     images : uint16 array (n_images, size, size, 2)
-    truth : DataFrame with one row per image: ``morphology`` (one of
+    truth : columns ``morphology`` (str array (n_images,), one of
         :data:`MORPHOLOGIES` or ``"outlier: <kind>"``) and ``duplicate_of``
-        (index of the image it copies, or -1).
+        (int array (n_images,), the index of the image it copies, or -1).
     """
     if n_duplicates + n_outliers >= n_images:
         raise ValueError(
@@ -88,20 +83,21 @@ def make_cell_crops(
     new_position = np.argsort(order)
     duplicate_of = duplicate_of[order]
     duplicate_of[duplicate_of >= 0] = new_position[duplicate_of[duplicate_of >= 0]]
-    truth = pd.DataFrame({"morphology": np.asarray(labels)[order], "duplicate_of": duplicate_of})
+    truth = {"morphology": np.asarray(labels)[order], "duplicate_of": duplicate_of}
     return _to_uint16(images[order]), truth
 
 
 def make_cell_field(
     n_cells: int = 60, shape: tuple[int, int] = (512, 512), *, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Generated cells placed on a jittered grid over one field of view.
 
     Returns
     -------
     image : uint16 array (H, W, 2), channel 0 the nucleus, channel 1 the cell body
     labels : int32 array (H, W), one label per cell (1, 2, ...), 0 for background
-    truth : DataFrame with ``label`` and ``morphology`` of every cell
+    truth : columns ``label`` (int array (n_cells,)) and ``morphology`` (str array)
+        of every cell
     """
     rng = np.random.default_rng(seed)
     tile = 64
@@ -122,42 +118,8 @@ def make_cell_field(
         inside = ndimage.binary_fill_holes(bright[..., 0] | bright[..., 1])
         labels[window][inside] = label
     image = _camera(signal[None], rng)[0]
-    truth = pd.DataFrame({"label": np.arange(1, n_cells + 1), "morphology": morphology})
+    truth = {"label": np.arange(1, n_cells + 1), "morphology": np.asarray(morphology)}
     return _to_uint16(image), labels, truth
-
-
-def natural_image_patches(
-    n_images: int = 600, size: int = 32, *, window: int = 64, seed: int = 0
-) -> tuple[np.ndarray, pd.DataFrame]:
-    """Square patches cut at random from scikit-image's bundled colour photographs.
-
-    Each patch is a ``window`` x ``window`` region shrunk to ``size`` x ``size``
-    by averaging, taken from the photographs in :data:`PHOTOGRAPHS` in turn.
-
-    Returns
-    -------
-    images : uint8 array (n_images, size, size, 3)
-    truth : DataFrame with ``photograph`` (the source) and ``row``, ``col``
-        (top-left corner of the window in it)
-    """
-    import skimage.data
-
-    if window % size:
-        raise ValueError(f"window={window} must be a multiple of size={size}.")
-    rng = np.random.default_rng(seed)
-    photographs = [np.asarray(getattr(skimage.data, name)())[..., :3] for name in PHOTOGRAPHS]
-    factor = window // size
-    patches, rows = [], []
-    for i in range(n_images):
-        name = PHOTOGRAPHS[i % len(PHOTOGRAPHS)]
-        photo = photographs[i % len(PHOTOGRAPHS)]
-        row = int(rng.integers(0, photo.shape[0] - window + 1))
-        col = int(rng.integers(0, photo.shape[1] - window + 1))
-        region = photo[row : row + window, col : col + window].astype(np.float32)
-        patches.append(region.reshape(size, factor, size, factor, 3).mean(axis=(1, 3)))
-        rows.append((name, row, col))
-    images = np.round(np.stack(patches)).astype(np.uint8)
-    return images, pd.DataFrame(rows, columns=["photograph", "row", "col"])
 
 
 def make_shapes(n_images: int = 2000, size: int = 32, *, seed: int = 0

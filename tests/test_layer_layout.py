@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from napari_tsimcne.crops import (
+from napari_tsimcne.plugin.layer_layout import (
     TrainingRequest,
     channels_last,
+    count_objects,
     crop_objects,
     default_channel_layers,
     default_crop_size,
@@ -130,6 +131,15 @@ def test_bad_labels_are_refused():
         crop_objects(image, labels[:30], 8)
     with pytest.raises(ValueError, match="integers"):
         crop_objects(image, labels.astype(float), 8)
+
+
+def test_objects_are_counted_per_frame_as_they_are_cropped():
+    image, labels = square_objects()
+    assert count_objects(labels) == len(crop_objects(image, labels, 8).images) == 2
+    renumbered = np.stack([labels, labels * 0, labels])  # 1 and 2 again in the third frame
+    assert count_objects(renumbered) == len(crop_objects(np.stack([image] * 3), renumbered,
+                                                         8).images) == 4
+    assert count_objects(renumbered) > renumbered.max()
 
 
 def test_default_crop_size_fits_most_objects():

@@ -1,6 +1,6 @@
-"""Training from an interactive front end: presets, defaults, progress events and Cancel.
+"""Training from the napari plugin: settings, progress events, Cancel, resuming, errors.
 
-The napari widget runs :func:`train_map` in a worker thread; a
+The Train map widget runs :func:`prepare_and_train` in a worker thread; a
 :class:`TrainingProgress` callback hands it a :class:`ProgressEvent` after
 every epoch and stage, and its :meth:`TrainingProgress.stop` makes training
 stop before the next optimiser step.  With a checkpoint folder in
@@ -13,99 +13,39 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .callbacks import Callback
-from .checkpoint import CheckpointFolder
-from .clock import format_duration
-from .defaults import CHECKPOINT_EVERY, DEFAULT_SEED
-from .errors import USER_ERRORS
-from .estimator import TrainingStopped, TSimCNE, resolve_backbone, resolve_device
-from .memory import defaults_for_device
-from .schedule import PAPER_EPOCHS, make_stages
-from .trainer import Accelerations
+from ..callbacks import Callback
+from ..checkpoint import CheckpointFolder
+from ..clock import format_duration
+from ..defaults import CHECKPOINT_EVERY, DEFAULT_SEED
+from ..errors import USER_ERRORS
+from ..estimator import TrainingStopped, TSimCNE
+from ..schedule import PAPER_EPOCHS, batch_size_for, make_stages
+from .layer_layout import TrainingImages, TrainingRequest, training_images
 
 __all__ = [
-    "BACKBONES",
-    "SCHEDULES",
     "STACK_AXES",
-    "TIME_BUDGET",
     "Outcome",
     "ProgressEvent",
     "TrainingProgress",
     "TrainingResult",
     "TrainingSettings",
-    "available_devices",
     "capture",
     "check_checkpoints",
-    "form_defaults",
-    "parse_epochs",
     "pca_2d",
     "place_on_map",
+    "prepare_and_place",
+    "prepare_and_train",
     "train_map",
 ]
 
-#: Epochs per stage (pre-training, readout, fine-tuning) of the schedule presets.
-SCHEDULES = {"paper": PAPER_EPOCHS}
-#: The default schedule: a time budget, in minutes, for which the epochs are
-#: planned on the user's machine (see :mod:`napari_tsimcne.budget`).
-TIME_BUDGET = "time budget"
-#: Backbone choices, with the words a person sees.
-BACKBONES = {
-    "auto": "auto (small on CPU, ResNet-18 on GPU)",
-    "resnet10-w8": "tiny ResNet-10 (fastest)",
-    "resnet10-w16": "small ResNet-10",
-    "resnet10-w32": "ResNet-10 (CPU default)",
-    "resnet18": "ResNet-18 (paper)",
-}
-#: Layout of the stacks the widget makes (:func:`napari_tsimcne.crops.training_images`):
+#: Layout of the stacks the widget makes (:func:`.layer_layout.training_images`):
 #: channels last, whatever the channel count.
 STACK_AXES = "NYXC"
-
-
-def available_devices() -> list[str]:
-    """Device names that can be chosen here: ``auto``, ``cpu`` and any GPU found."""
-    devices = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        devices.append("cuda")
-    if torch.backends.mps.is_available():
-        devices.append("mps")
-    return devices
-
-
-def form_defaults(n_images: int, height: int, width: int, n_channels: int, dtype,
-                  device: str = "auto"):
-    """:func:`napari_tsimcne.defaults.data_defaults` for a device name such as ``"auto"``.
-
-    As for ``TSimCNE``, the image size leaves room in the device's free memory
-    for training (the default backbone).
-    """
-    device = resolve_device(device)
-    backbone = resolve_backbone("auto", device)
-    accelerations = Accelerations.for_device(device, backbone=backbone)
-    return defaults_for_device(device, backbone, accelerations, n_images, height, width,
-                               n_channels, dtype)
-
-
-def parse_epochs(text: str) -> tuple[int, ...]:
-    """Read epochs per stage from text such as ``"40, 5, 15"`` or ``"30"``.
-
-    Raises ``ValueError`` explaining the expected form.
-    """
-    try:
-        epochs = tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
-        make_stages(epochs, lr=1.0)
-    except ValueError:
-        raise ValueError(
-            f"Epochs {text!r} are not a training plan: give three whole numbers for "
-            "pre-training, readout and fine-tuning, such as 40, 5, 15 (the paper uses "
-            "1000, 50, 450), or one number to train the 2-D map directly."
-        ) from None
-    return epochs
 
 
 @dataclass(frozen=True)
@@ -313,6 +253,28 @@ def place_on_map(model: TSimCNE, images) -> tuple[np.ndarray, np.ndarray]:
     """
     return (model.transform(images, axes=STACK_AXES),
             model.transform(images, features=True, axes=STACK_AXES))
+
+
+def prepare_and_train(request: TrainingRequest, settings: TrainingSettings,
+                      progress: TrainingProgress) -> tuple[TrainingImages, TrainingResult]:
+    """Cut or stack the images of ``request``, then train on them (:func:`train_map`).
+
+    A batch larger than the images is lowered to them
+    (:func:`napari_tsimcne.schedule.batch_size_for`).
+    """
+    prepared = training_images(request)
+    settings = replace(settings, batch_size=batch_size_for(settings.batch_size,
+                                                           len(prepared.images)))
+    return prepared, train_map(prepared.images, settings, progress)
+
+
+def prepare_and_place(request: TrainingRequest, model: TSimCNE):
+    """Cut or stack the images of ``request``, then place them on ``model``'s map.
+
+    Returns the prepared images and :func:`place_on_map`'s ``(embedding, features)``.
+    """
+    prepared = training_images(request)
+    return prepared, place_on_map(model, prepared.images)
 
 
 @dataclass

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .explore import ImageMap, map_layer_data, map_table, read_map_table
-from .files import looks_like_map_csv
+from ..files import looks_like_map_csv
+from .map_table import ImageMap, map_layer_data, map_table, read_map_table
 
 __all__ = ["napari_get_reader"]
 
@@ -28,21 +28,20 @@ def napari_get_reader(path):
 
 
 def _is_model_file(path: Path) -> bool:
-    from .persistence import looks_like_model_file  # imports torch: only for .pt files
+    from ..persistence import looks_like_model_file  # imports torch: only for .pt files
 
     return looks_like_model_file(path)
 
 
 def read_map_layer(path):
     """Layer data of a map from a CSV table with columns index, x, y and any features."""
-    record = ImageMap(table=read_map_table(path))
-    return [map_layer_data(record, f"{Path(path).stem} map")]
+    return [map_layer_data(ImageMap(), read_map_table(path), f"{Path(path).stem} map")]
 
 
 def read_model(path):
     """Layer data of the map stored in a model file, with the model attached."""
-    from .estimator import TSimCNE
+    from ..estimator import TSimCNE
 
     model = TSimCNE.load(path)
-    record = ImageMap(table=map_table(model.embedding_), model=model)
-    return [map_layer_data(record, f"{Path(path).stem} map")]
+    return [map_layer_data(ImageMap(model=model), map_table(model.embedding_),
+                           f"{Path(path).stem} map")]

@@ -1,35 +1,21 @@
-"""Training from a front end: presets, defaults, progress events, Cancel, errors, resume."""
+"""Training from the plugin: progress events, Cancel, errors, resume."""
 
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from napari_tsimcne.session import (
+from napari_tsimcne.plugin.controller import (
     ProgressEvent,
     TrainingProgress,
     TrainingSettings,
     capture,
-    form_defaults,
-    parse_epochs,
     pca_2d,
     place_on_map,
+    prepare_and_train,
     train_map,
 )
-
-
-def test_epochs_are_read_from_text():
-    assert parse_epochs("40, 5, 15") == (40, 5, 15)
-    assert parse_epochs(" 30 ") == (30,)
-    for bad in ("many", "1, 2", "0, 5, 5", "-1"):
-        with pytest.raises(ValueError, match="not a training plan"):
-            parse_epochs(bad)
-
-
-def test_form_defaults_resolve_the_device_name():
-    defaults = form_defaults(300, 64, 64, 1, np.uint16, "cpu")
-    assert (defaults.batch_size, defaults.image_size, defaults.augmentation) == (
-        32, 32, "microscopy")
+from napari_tsimcne.plugin.layer_layout import TrainingRequest
 
 
 def test_progress_reports_epochs_and_stage_maps():
@@ -134,3 +120,12 @@ def test_resume_needs_checkpoints_of_the_same_run(tmp_path):
     other_seed = replace(empty, seed=1)
     outcome = capture(train_map, images, other_seed, progress)
     assert "different run" in outcome.error and "random_state" in outcome.error
+
+
+def test_a_batch_larger_than_the_images_is_lowered_to_them():
+    images = np.random.default_rng(0).uniform(0, 1, (20, 16, 16)).astype(np.float32)
+    request = TrainingRequest([images], [False], ["few"])
+    prepared, result = prepare_and_train(request, replace(tiny((1,)), batch_size=64),
+                                         TrainingProgress((1,), lambda e: None))
+    assert prepared.images.shape == (20, 16, 16, 1) and prepared.stack_axis == 0
+    assert result.model.batch_size == 16 and result.embedding.shape == (20, 2)

@@ -25,6 +25,7 @@ __all__ = [
     "TrainingImages",
     "TrainingRequest",
     "channels_last",
+    "count_objects",
     "crop_objects",
     "default_channel_layers",
     "default_crop_size",
@@ -292,6 +293,17 @@ def _crop_frame(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[list,
             "area": int(area), **dict(zip(_intensity_columns(n_channels), map(float, mean))),
         })
     return crops, rows
+
+
+def count_objects(labels) -> int:
+    """How many crops :func:`crop_objects` cuts from ``labels`` (2-D or a stack).
+
+    One per distinct positive label of each frame: a stack that numbers its
+    objects anew in every frame has more objects than its largest label.
+    """
+    labels = np.asarray(labels)
+    frames = labels[None] if labels.ndim == 2 else labels
+    return sum(int(np.count_nonzero(np.unique(frame) > 0)) for frame in frames)
 
 
 def _intensity_columns(n_channels: int) -> list[str]:
