@@ -1,4 +1,4 @@
-"""What the Train map form offers and derives: schedules, networks, devices, sizes, defaults.
+"""What the Train map form offers and derives: schedules, networks, sizes, defaults.
 
 The defaults follow the chosen layers as the library's follow the images
 (:mod:`napari_tsimcne.defaults`), so that one collection gets one training
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import devices
 from ..devices import defaults_for_device, resolve_backbone, resolve_device
 from ..schedule import PAPER_EPOCHS, make_stages
 from ..trainer import Accelerations
@@ -21,7 +20,6 @@ __all__ = [
     "SCHEDULES",
     "TIME_BUDGET",
     "TrainingInput",
-    "available_devices",
     "describe_input",
     "epochs_text",
     "form_defaults",
@@ -47,11 +45,6 @@ BACKBONES = {
     "resnet10-w32": "ResNet-10 (CPU default)",
     "resnet18": "ResNet-18 (paper)",
 }
-
-
-def available_devices() -> list[str]:
-    """Device names that can be chosen here: ``auto``, ``cpu`` and any GPU found."""
-    return devices.available_devices()
 
 
 def form_defaults(n_images: int, height: int, width: int, n_channels: int, dtype,

@@ -10,6 +10,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QSizePolicy
 
 from ..defaults import CHECKPOINT_EVERY, CPU_BATCH_SIZE, DEFAULT_MINUTES, DEFAULT_SEED
+from ..devices import available_devices
 from .controller import TrainingSettings
 from .helper_layers import is_plugin_layer
 from .layer_layout import TrainingRequest, count_objects, default_inputs, describe_layout
@@ -19,7 +20,6 @@ from .training_choices import (
     CUSTOM,
     SCHEDULES,
     TIME_BUDGET,
-    available_devices,
     describe_input,
     epochs_text,
     form_defaults,
