@@ -43,6 +43,7 @@ from .trainer import Accelerations, TrainingStopped, embed, inference_batch_size
 
 __all__ = ["TSimCNE", "TrainingStopped"]
 
+
 class _ModelAttribute:
     """A fitted attribute of :class:`TSimCNE` read from its ``model_``: ``embedding_``
     is ``model_.embedding``.  Before ``fit`` it is missing (``AttributeError``,
@@ -373,7 +374,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
                 plan_epochs(budget_left, costs, BUDGET_SPLIT[self.recipe]))
         lr = self.lr
         if _is_auto(lr):
-            lr = default_learning_rate(batch_size, pretrain_epochs=_first_stage_epochs(epochs))
+            lr = default_learning_rate(batch_size, pretrain_epochs=check_epochs(epochs)[0])
         stages_for = partial(
             make_stages, lr=lr, out_dim=self.out_dim, pretrain_dim=self.pretrain_dim,
             pretrain_loss=self.pretrain_loss, warmup_epochs=self.warmup_epochs,
@@ -796,13 +797,6 @@ class _BudgetKeeper:
             return stages
         self.run["epochs"] = list(revised)
         return self.stages_for(revised)
-
-
-def _first_stage_epochs(epochs) -> int:
-    try:
-        return int(epochs[0])
-    except TypeError:  # a bare number; make_stages checks it
-        return int(epochs)
 
 
 def _seed_of(random_state) -> int:
