@@ -1,5 +1,6 @@
 """Training from the plugin: progress events, Cancel, errors, resume."""
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -114,9 +115,12 @@ def test_resume_needs_checkpoints_of_the_same_run(tmp_path):
     with pytest.raises(ValueError, match="choose it under Checkpoints"):
         train_map(images, replace(tiny((1,)), resume=True), progress)
     empty = replace(tiny((1,)), checkpoint_dir=tmp_path, resume=True)
-    with pytest.raises(ValueError, match="no checkpoint in .*press Train"):
-        train_map(images, empty, progress)
-    train_map(images, replace(empty, resume=False), progress)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the notice travels with the result, not as a warning
+        from_the_start = train_map(images, empty, progress)
+    assert from_the_start.notice == f"No checkpoint in {tmp_path}; training from the start."
+    fresh = replace(empty, checkpoint_dir=tmp_path / "new", resume=False)
+    assert train_map(images, fresh, progress).notice is None
     other_seed = replace(empty, seed=1)
     outcome = capture(train_map, images, other_seed, progress)
     assert "different run" in outcome.error and "random_state" in outcome.error

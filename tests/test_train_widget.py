@@ -137,13 +137,13 @@ def test_time_budget_is_the_default_schedule_and_its_plan_drives_the_progress_ba
     widget.train()
     qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
     model = map_record(viewer.layers["blobs map"]).model
-    assert sum(model.epochs_) > 3  # planned, not the paper's epochs hidden under the field
-    assert events[0].done == 0 and events[0].total == sum(model.epochs_)
+    assert sum(model.epochs) > 3  # planned, not the paper's epochs hidden under the field
+    assert events[0].done == 0 and events[0].total == sum(model.epochs)
     # The estimate comes with the plan, before the first epoch: the fixed costs predict it.
     assert events[0].seconds_left == pytest.approx(
-        model.epochs_[0] + 1.0 + 0.1 * model.epochs_[1] + model.epochs_[2] + 0.1)
+        model.epochs[0] + 1.0 + 0.1 * model.epochs[1] + model.epochs[2] + 0.1)
     assert "left" in events[0].describe() and all(e.seconds_left is not None for e in events)
-    assert widget._progress_bar.max == sum(model.epochs_) == widget._progress_bar.value
+    assert widget._progress_bar.max == sum(model.epochs) == widget._progress_bar.value
     widget.form.schedule.value = "custom"
     assert widget.form.minutes.native.isHidden() and not widget.form.epochs.native.isHidden()
     assert widget.form.settings().time_budget is None
@@ -171,8 +171,8 @@ def test_cancel_during_the_2d_stages_keeps_the_map(make_napari_viewer, qtbot):
     cancel_when(widget, lambda event: event.stage == 2 and event.epoch == 1)
     train(qtbot, widget, epochs="1, 1, 3")
     record = map_record(viewer.layers["blobs map"])
-    assert record.model.stopped_early_
-    assert [len(losses) for losses in record.model.loss_history_] == [1, 1, 1]
+    assert record.model.stopped_early
+    assert [len(losses) for losses in record.model.loss_history] == [1, 1, 1]
     assert "stopped early" in widget._status.value
 
 
@@ -204,7 +204,7 @@ def test_cancel_keeps_checkpoints_and_resume_finishes_the_map(make_napari_viewer
     assert errors == []
     layer = viewer.layers["blobs map"]
     assert layer.data.shape == (N_IMAGES, 2)
-    assert [len(h) for h in map_record(layer).model.loss_history_] == [3, 1, 1]
+    assert [len(h) for h in map_record(layer).model.loss_history] == [3, 1, 1]
     assert widget._status.value.startswith("Done: map of 48 images")
     assert widget._progress_bar.value == widget._progress_bar.max == 5
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-1-00001.pt",

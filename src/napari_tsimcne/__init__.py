@@ -1,7 +1,7 @@
 """napari-tsimcne: unsupervised 2-D maps of image collections with t-SimCNE.
 
 The core (:class:`TSimCNE` and the modules it is built from) needs neither
-napari nor Qt; the napari plugin lives in :mod:`napari_tsimcne._widget`.
+napari nor Qt; the napari plugin lives in :mod:`napari_tsimcne.plugin`.
 """
 
 import os

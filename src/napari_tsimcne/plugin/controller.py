@@ -11,7 +11,9 @@ Nothing here needs napari or Qt.
 
 from __future__ import annotations
 
+import re
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from ..callbacks import Callback
-from ..checkpoint import CheckpointFolder
+from ..checkpoint import nothing_to_resume
 from ..clock import format_duration
 from ..defaults import CHECKPOINT_EVERY, DEFAULT_SEED
 from ..errors import USER_ERRORS
 from ..estimator import TrainingStopped, TSimCNE
+from ..model import TSimCNEModel
 from ..schedule import PAPER_EPOCHS, batch_size_for, make_stages
 from .layer_layout import TrainingImages, TrainingRequest, training_images
 
@@ -81,21 +84,18 @@ class TrainingSettings:
         )
 
 
-def check_checkpoints(settings: TrainingSettings) -> None:
-    """Refuse to resume without checkpoints; ``ValueError`` saying what to do.
+def check_checkpoints(settings: TrainingSettings) -> str | None:
+    """What the widget says before resuming: ``None``, or that there is nothing to resume.
 
-    (``TSimCNE.fit`` itself refuses a new training in a folder that holds
-    checkpoints, and warns instead of refusing a resume without any.)
+    A resume from a folder without checkpoints trains from the start, as
+    ``TSimCNE.fit`` and the command line do
+    (:func:`napari_tsimcne.checkpoint.nothing_to_resume` gives the message).
+    ``ValueError`` for a resume without a checkpoint folder.
     """
-    folder = settings.checkpoint_dir
-    if folder is None:
-        if settings.resume:
-            raise ValueError("Resuming needs the checkpoint folder of the training to continue: "
-                             "choose it under Checkpoints.")
-        return
-    if settings.resume and not CheckpointFolder(folder, 1).paths():
-        raise ValueError(f"There is no checkpoint in {folder} to resume from. Choose the folder "
-                         "of the interrupted training, or press Train to start a new one.")
+    if settings.resume and settings.checkpoint_dir is None:
+        raise ValueError("Resuming needs the checkpoint folder of the training to continue: "
+                         "choose it under Checkpoints.")
+    return nothing_to_resume(settings.checkpoint_dir) if settings.resume else None
 
 
 @dataclass(frozen=True)
@@ -221,13 +221,15 @@ class TrainingResult:
     """A trained model with the map and backbone features of its training images.
 
     ``stopped_early`` is true when Cancel came during the 2-D stages: the
-    map exists but training did not run to the end.
+    map exists but training did not run to the end.  ``notice`` is what the
+    person should know about the run, e.g. that Resume found nothing to resume.
     """
 
-    model: TSimCNE
+    model: TSimCNEModel
     embedding: np.ndarray
     features: np.ndarray
     stopped_early: bool
+    notice: str | None = None
 
 
 def train_map(images, settings: TrainingSettings, progress: TrainingProgress) -> TrainingResult:
@@ -240,19 +242,21 @@ def train_map(images, settings: TrainingSettings, progress: TrainingProgress) ->
     of a different run, ``OSError`` for a checkpoint folder that cannot be
     written, and ``ValueError`` from :func:`check_checkpoints`.
     """
-    check_checkpoints(settings)
-    model = settings.estimator([progress]).fit(images, resume=settings.resume)
-    features = model.transform(images, features=True)
-    return TrainingResult(model, model.embedding_, features, bool(model.stopped_early_))
+    notice = check_checkpoints(settings)
+    with warnings.catch_warnings():
+        if notice is not None:  # shown by the widget with the result instead
+            warnings.filterwarnings("ignore", message=re.escape(notice))
+        model = settings.estimator([progress]).fit(images, resume=settings.resume).model_
+    return TrainingResult(model, model.embedding, model.features(images), model.stopped_early,
+                          notice)
 
 
-def place_on_map(model: TSimCNE, images) -> tuple[np.ndarray, np.ndarray]:
+def place_on_map(model: TSimCNEModel, images) -> tuple[np.ndarray, np.ndarray]:
     """Place new ``images (N, H, W, C)`` on a model's map: ``(embedding (N, 2), features (N, D))``.
 
     The model may have been trained elsewhere on another layout (its ``axes``).
     """
-    return (model.transform(images, axes=STACK_AXES),
-            model.transform(images, features=True, axes=STACK_AXES))
+    return model.transform(images, axes=STACK_AXES, return_features=True)
 
 
 def prepare_and_train(request: TrainingRequest, settings: TrainingSettings,
@@ -268,7 +272,7 @@ def prepare_and_train(request: TrainingRequest, settings: TrainingSettings,
     return prepared, train_map(prepared.images, settings, progress)
 
 
-def prepare_and_place(request: TrainingRequest, model: TSimCNE):
+def prepare_and_place(request: TrainingRequest, model: TSimCNEModel):
     """Cut or stack the images of ``request``, then place them on ``model``'s map.
 
     Returns the prepared images and :func:`place_on_map`'s ``(embedding, features)``.

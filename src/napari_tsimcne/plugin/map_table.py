@@ -124,7 +124,7 @@ class ImageMap:
     backbone_features : array (N, D) or None
         The network's backbone features of the table's rows, for outliers and
         near-duplicates.
-    model : TSimCNE or None
+    model : TSimCNEModel or None
         The trained model that made the map.
     source : ImageSource or None
         Where the images are in the viewer.

@@ -40,8 +40,8 @@ def read_map_layer(path):
 
 def read_model(path):
     """Layer data of the map stored in a model file, with the model attached."""
-    from ..estimator import TSimCNE
+    from ..model import TSimCNEModel  # imports torch: only for model files
 
-    model = TSimCNE.load(path)
-    return [map_layer_data(ImageMap(model=model), map_table(model.embedding_),
+    model = TSimCNEModel.load(path)
+    return [map_layer_data(ImageMap(model=model), map_table(model.embedding),
                            f"{Path(path).stem} map")]

@@ -18,7 +18,7 @@ from napari.utils.notifications import show_info
 from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import QFileDialog, QSizePolicy
 
-from ..estimator import TSimCNE
+from ..model import TSimCNEModel
 from .controller import (
     Outcome,
     ProgressEvent,
@@ -276,6 +276,8 @@ class TrainWidget(Container):
         else:
             self._progress_bar.value = self._progress_bar.max  # also when resumed at the end
             self._status.value = f"Done: map of {len(table)} images."
+        if result.notice:
+            self._status.value += f" {result.notice}"
         self._open_explorer()
 
     def _restore_previous(self, run: _Run) -> None:
@@ -345,12 +347,12 @@ class TrainWidget(Container):
 
         The map is drawn beside the first chosen image layer, if any.
         """
-        outcome = capture(TSimCNE.load, path, device=self.form.device.value)
+        outcome = capture(TSimCNEModel.load, path, device=self.form.device.value)
         if outcome.error:
             report_error(self._show_status, "Loading the model failed.", outcome.error)
             return None
         model = outcome.value
-        record, table = ImageMap(model=model), map_table(model.embedding_)
+        record, table = ImageMap(model=model), map_table(model.embedding)
         beside = self.form.images.value[0].name if self.form.images.value else None
         record.frame = frame_beside(self._viewer, beside, map_coordinates(table))
         layer = show_map(self._viewer, record, table, f"{Path(path).stem} map")
