@@ -46,6 +46,7 @@ def torchvision_small_image_resnet(depth, in_channels):
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [18, 34])
 @pytest.mark.parametrize("in_channels", [1, 3])
 def test_backbone_is_torchvision_resnet_layer_for_layer(depth, in_channels):

@@ -70,6 +70,7 @@ def test_a_budget_too_short_for_one_epoch_per_stage_names_the_least_budget():
         plan_epochs(5, COSTS, (0.8, 0.05, 0.15))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cached_readout", [True, False])
 def test_measured_costs_are_positive_and_leave_the_random_generator_alone(images, cached_readout):
     tensor = torch.from_numpy(images[:, None].copy())
@@ -95,6 +96,7 @@ def fixed_costs(monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 def test_fit_with_a_time_budget_trains_the_plan_and_saves_it(images, fixed_costs, tmp_path):
     params = {**FAST_PARAMS, "epochs": (50, 50, 50)}
     model = TSimCNE(**params, time_budget=24).fit(images)
@@ -109,6 +111,7 @@ def test_fit_with_a_time_budget_trains_the_plan_and_saves_it(images, fixed_costs
     assert loaded.epochs_ == model.epochs_ and loaded.time_budget == 24
 
 
+@pytest.mark.slow
 def test_resuming_a_budgeted_run_keeps_its_plan(images, fixed_costs, tmp_path):
     class StopInFineTuning:
         def __call__(self, stage, epoch, loss):
@@ -128,6 +131,7 @@ def test_resuming_a_budgeted_run_keeps_its_plan(images, fixed_costs, tmp_path):
                                torch.from_numpy(uninterrupted.embedding_))
 
 
+@pytest.mark.slow
 def test_a_revised_plan_is_trained_reported_saved_and_kept_on_resume(images, fixed_costs,
                                                                        monkeypatch, tmp_path):
     revisions = []
@@ -170,6 +174,7 @@ def test_bad_time_budgets_are_refused_before_training(images, value):
         TSimCNE(**FAST_PARAMS, time_budget=value).fit(images)
 
 
+@pytest.mark.slow
 def test_a_short_budget_is_honoured(images):
     """Real timing on a tiny run: the plan fills the budget from the costs measured here.
 
@@ -198,6 +203,7 @@ def test_a_short_budget_is_honoured(images):
     assert wall_s < 3 * 8.0
 
 
+@pytest.mark.slow
 def test_command_line_minutes_plan_the_epochs_and_say_so(tmp_path, images, fixed_costs, capsys):
     import numpy as np
 

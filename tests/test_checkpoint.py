@@ -36,6 +36,7 @@ def uninterrupted(images):
     return estimator.embedding_, estimator.loss_history_
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage, epoch", [(0, 1), (0, 2), (1, 0), (2, 1)])
 def test_resuming_a_stopped_run_gives_the_uninterrupted_result_bit_for_bit(
         images, uninterrupted, tmp_path, stage, epoch):
@@ -52,6 +53,7 @@ def test_resuming_a_stopped_run_gives_the_uninterrupted_result_bit_for_bit(
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.slow
 def test_only_the_newest_checkpoints_are_kept_and_every_n_epochs_plus_stage_ends(images, tmp_path):
     written = []
     real_write = CheckpointFolder.write
@@ -70,6 +72,7 @@ def test_only_the_newest_checkpoints_are_kept_and_every_n_epochs_plus_stage_ends
                                           "checkpoint-2-00003.pt"][-checkpoint.KEEP:]
 
 
+@pytest.mark.slow
 def test_a_damaged_newest_checkpoint_is_skipped_for_the_previous_good_one(
         images, uninterrupted, tmp_path):
     stopped = TSimCNE(**PARAMS, checkpoint_dir=tmp_path, checkpoint_every=1,
@@ -83,6 +86,7 @@ def test_a_damaged_newest_checkpoint_is_skipped_for_the_previous_good_one(
     np.testing.assert_array_equal(embedding, uninterrupted[0])
 
 
+@pytest.mark.slow
 def test_resume_from_names_a_file_and_refuses_another_run(images, tmp_path):
     TSimCNE(**PARAMS, checkpoint_dir=tmp_path, checkpoint_every=1,
             callbacks=[StopAt(2, 0)]).fit(images)
@@ -98,6 +102,7 @@ def test_resume_from_names_a_file_and_refuses_another_run(images, tmp_path):
         TSimCNE(**PARAMS).fit(images, resume_from=model)
 
 
+@pytest.mark.slow
 def test_resume_without_a_folder_or_checkpoint(images, uninterrupted, tmp_path):
     with pytest.raises(ValueError, match="checkpoint_dir"):
         TSimCNE(**PARAMS).fit(images, resume=True)
@@ -194,6 +199,7 @@ def test_the_space_check_counts_the_checkpoints_rotation_deletes(tmp_path, exist
     assert CheckpointFolder(tmp_path, 1).space_needed(100) == needed
 
 
+@pytest.mark.slow
 def test_a_run_that_fitted_on_a_disk_can_be_resumed_on_it(images, uninterrupted, tmp_path,
                                                          small_disk):
     disk = small_disk(first_run_needs(tmp_path) + (64 << 10))
@@ -243,6 +249,7 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_9_in_the_middle_of_a_stage_then_resume_equals_the_uninterrupted_run(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(KILLED_RUN.format(tests=os.path.dirname(__file__)))
@@ -272,6 +279,7 @@ def test_kill_9_in_the_middle_of_a_stage_then_resume_equals_the_uninterrupted_ru
                                   np.load(tmp_path / "uninterrupted.npy"))
 
 
+@pytest.mark.slow
 def test_a_new_run_refuses_a_folder_with_checkpoints_of_an_earlier_run(images, tmp_path):
     TSimCNE(**PARAMS, checkpoint_dir=tmp_path).fit(images)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}

@@ -147,6 +147,7 @@ def test_info_prints_parameters_and_losses(fit_output, capsys):
         assert stage in printed
 
 
+@pytest.mark.slow
 def test_demo_prints_accuracy_next_to_pixel_tsne_and_writes_map(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--n-train", "100", "--n-test", "30", "--out", str(out),
@@ -166,6 +167,7 @@ def test_demo_prints_accuracy_next_to_pixel_tsne_and_writes_map(tmp_path, capsys
     assert TSimCNE.load(out / "model.pt").image_shape_[:2] == (32, 32)
 
 
+@pytest.mark.slow
 def test_demo_digits(tmp_path, capsys):
     assert main(["demo", "--dataset", "digits", "--n-train", "100", "--n-test", "30",
                  "--out", str(tmp_path), "--epochs", "1", "--device", "cpu", "--quiet"]) == 0
@@ -175,6 +177,7 @@ def test_demo_digits(tmp_path, capsys):
     assert TSimCNE.load(tmp_path / "model.pt").image_shape_[:2] == (16, 16)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
                     reason="Fashion-MNIST is not installed")
 def test_demo_fashion_mnist(tmp_path, capsys):
@@ -259,6 +262,7 @@ def test_help_answers_without_loading_torch():
     assert result.stdout.strip().splitlines()[-1] == "[0, 0, 0] []"
 
 
+@pytest.mark.slow
 def test_fit_derives_its_settings_from_the_images_as_the_widget_does(images, tmp_path, capsys):
     from napari_tsimcne.defaults import data_defaults
 
@@ -280,6 +284,7 @@ def test_fit_derives_its_settings_from_the_images_as_the_widget_does(images, tmp
     assert f"Checkpoints:  written to {out / 'checkpoints'}" in printed
 
 
+@pytest.mark.slow
 def test_fit_resolves_the_batch_size_and_backbone_the_library_resolves(images, tmp_path):
     from napari_tsimcne.devices import CPU_BACKBONE
 
@@ -297,6 +302,7 @@ def test_fit_resolves_the_batch_size_and_backbone_the_library_resolves(images, t
     np.testing.assert_array_equal(from_cli.embedding, from_library.embedding_)  # the same run
 
 
+@pytest.mark.slow
 def test_fit_prints_its_settings_and_the_estimated_time(stack, tmp_path, capsys):
     np.save(tmp_path / "images.npy", stack)
     assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
@@ -318,6 +324,7 @@ def save_npy(path: Path, array: np.ndarray) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_fit_writes_checkpoints_and_resume_continues_to_the_same_map(stack, tmp_path):
     np.save(tmp_path / "images.npy", stack)
     training = [*TINY_TRAINING[:1], "3", "1", "2", *TINY_TRAINING[4:], "--checkpoint-every", "1"]
@@ -405,6 +412,7 @@ def test_a_crafted_model_file_is_refused_without_advice_to_trust_it(tmp_path, ca
 # Layouts and bit depths
 
 
+@pytest.mark.slow
 def test_a_tiff_is_read_by_its_axes_metadata_and_axes_reads_it_otherwise(stack, tmp_path,
                                                                          capsys):
     # 20 time points of 2 planes: 40 images, or with --axes TCYX 20 images of 2 channels.
@@ -436,6 +444,7 @@ def test_an_ambiguous_stack_is_refused_naming_the_file_and_the_axes_to_choose(
     assert "X has" not in err and "np." not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_axes_chosen_for_fit_are_the_model_s_and_transform_reads_by_them(stack, tmp_path,
                                                                          capsys):
     np.save(tmp_path / "stack.npy", np.stack([stack, 255 - stack], axis=1))

@@ -63,6 +63,7 @@ def test_a_single_stage_uses_the_whole_network_epoch_cost():
     assert heard.seconds == [pytest.approx(6 * 2.0 + 1.0)]
 
 
+@pytest.mark.slow
 def test_fit_tells_callbacks_the_time_left_down_to_the_end():
     class Recorder(Callback):
         def __init__(self):
@@ -80,6 +81,7 @@ def test_fit_tells_callbacks_the_time_left_down_to_the_end():
     assert recorder.seconds[0] > recorder.seconds[-1]
 
 
+@pytest.mark.slow
 def test_verbose_fit_prints_its_settings_and_estimate_first(capsys):
     images = np.random.default_rng(0).integers(0, 255, (64, 8, 8), dtype=np.uint8)
     TSimCNE(epochs=(1, 1, 1), backbone="resnet10-w8", device="cpu", random_state=3,

@@ -62,6 +62,7 @@ def tiny(epochs):
                             augmentation="microscopy", device="cpu", seed=0)
 
 
+@pytest.mark.slow
 def test_train_map_returns_map_and_features_and_stops_on_request():
     images = np.random.default_rng(0).uniform(0, 1, (40, 16, 16, 1)).astype(np.float32)
     events: list[ProgressEvent] = []
@@ -81,6 +82,7 @@ def test_train_map_returns_map_and_features_and_stops_on_request():
     assert train_map(images, tiny((1, 1, 5)), late).stopped_early
 
 
+@pytest.mark.slow
 def test_a_cancelled_run_keeps_its_checkpoints_and_resumes_to_the_uninterrupted_map(tmp_path):
     images = np.random.default_rng(0).uniform(0, 1, (40, 16, 16, 1)).astype(np.float32)
     settings = replace(tiny((3, 1, 2)), checkpoint_dir=tmp_path / "run", checkpoint_every=1)
@@ -109,6 +111,7 @@ def test_a_cancelled_run_keeps_its_checkpoints_and_resumes_to_the_uninterrupted_
     np.testing.assert_array_equal(resumed.features, uninterrupted.features)
 
 
+@pytest.mark.slow
 def test_resume_needs_checkpoints_of_the_same_run(tmp_path):
     images = np.random.default_rng(0).uniform(0, 1, (40, 16, 16, 1)).astype(np.float32)
     progress = TrainingProgress((1,), lambda e: None)
@@ -126,6 +129,7 @@ def test_resume_needs_checkpoints_of_the_same_run(tmp_path):
     assert "different run" in outcome.error and "random_state" in outcome.error
 
 
+@pytest.mark.slow
 def test_a_batch_larger_than_the_images_is_lowered_to_them():
     images = np.random.default_rng(0).uniform(0, 1, (20, 16, 16)).astype(np.float32)
     request = TrainingRequest([images], [False], ["few"])

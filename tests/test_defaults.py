@@ -53,6 +53,7 @@ def test_the_default_image_size_is_the_largest_that_fits_in_memory():
                          training_bytes=training_bytes).image_size is None
 
 
+@pytest.mark.slow
 def test_the_estimator_shrinks_images_to_fit_memory_and_says_so(monkeypatch, capsys):
     images = np.random.default_rng(0).integers(0, 255, (40, 64, 48), dtype=np.uint8)
     monkeypatch.setattr(devices, "free_memory", lambda device: 30 * 2**20)
@@ -89,6 +90,7 @@ def test_data_defaults_combine_the_rules():
         32, 32, "natural")
 
 
+@pytest.mark.slow
 def test_the_estimator_resolves_auto_with_the_same_rules_and_records_its_seed(tmp_path):
     images = np.random.default_rng(0).integers(0, 65535, (300, 12, 12), dtype=np.uint16)
     model = TSimCNE(epochs=(1, 1, 1), backbone="resnet10-w8", device="cpu").fit(images)

@@ -42,6 +42,7 @@ def runs(tmp_path_factory):
     return root, single, ranks
 
 
+@pytest.mark.slow
 def test_two_processes_take_the_single_process_step_on_the_same_global_batch(runs):
     _, single, ranks = runs
     assert single["world_size"] == 1 and [r["world_size"] for r in ranks] == [2, 2]

@@ -131,6 +131,7 @@ def test_random_state_object_is_accepted(make_estimator, images):
     np.testing.assert_array_equal(first.embedding_, second.embedding_)
 
 
+@pytest.mark.slow
 def test_verbose_shows_a_progress_bar_per_stage(make_estimator, images, capsys):
     make_estimator(verbose=True).fit(images)
     err = capsys.readouterr().err
@@ -158,6 +159,7 @@ class Recorder(Callback):
         return self.stop_after_polls is not None and self.polls > self.stop_after_polls
 
 
+@pytest.mark.slow
 def test_callbacks_see_every_epoch_and_stage_without_changing_the_result(make_estimator, fitted,
                                                                          images):
     recorder = Recorder()
@@ -177,6 +179,7 @@ def test_callbacks_see_every_epoch_and_stage_without_changing_the_result(make_es
     np.testing.assert_array_equal(estimator.embedding_, fitted.embedding_)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_at, expected_lengths", [
     ((1, 0), [1, 1]),          # end of the readout stage: the 2-D map exists
     ((2, 1), [1, 1, 2]),       # during fine-tuning
@@ -193,6 +196,7 @@ def test_callback_returning_true_in_a_2d_stage_keeps_the_model_so_far(make_estim
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_stopping_during_pretraining_raises_and_keeps_an_unfitted_estimator_unfitted(
         make_estimator, images):
     estimator = make_estimator(epochs=(2, 1, 1), callbacks=[Recorder(stop_at=(0, 0))])
@@ -202,6 +206,7 @@ def test_stopping_during_pretraining_raises_and_keeps_an_unfitted_estimator_unfi
         estimator.transform(images)
 
 
+@pytest.mark.slow
 def test_stopping_during_pretraining_leaves_a_fitted_estimator_unchanged(make_estimator, images):
     estimator = make_estimator(epochs=(1,)).fit(images)
     model, embedding = estimator.model_, estimator.embedding_.copy()
@@ -219,6 +224,7 @@ def test_stopping_during_pretraining_leaves_a_fitted_estimator_unchanged(make_es
     np.testing.assert_allclose(estimator.transform(images), embedding, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_should_stop_stops_pretraining_within_an_epoch(make_estimator, images):
     recorder = Recorder(stop_after_polls=2)  # 64 images / 16 = 4 steps per epoch
     with pytest.raises(TrainingStopped):
@@ -226,6 +232,7 @@ def test_should_stop_stops_pretraining_within_an_epoch(make_estimator, images):
     assert recorder.calls == []  # not even the first epoch was finished
 
 
+@pytest.mark.slow
 def test_should_stop_stops_2d_training_within_an_epoch(make_estimator, images):
     # Polled before each of the 4 steps per epoch; the 6th poll is before the
     # second step of the second epoch.

@@ -36,6 +36,7 @@ def test_fit_returns_self_and_leaves_the_parameters_as_given(images):
     assert estimator.get_params()["image_size"] == "auto"
 
 
+@pytest.mark.slow
 def test_fit_is_idempotent_and_a_clone_fits_the_same_map(fitted, images):
     first = TSimCNE(**FAST_PARAMS)
     once = first.fit_transform(images)
@@ -45,6 +46,7 @@ def test_fit_is_idempotent_and_a_clone_fits_the_same_map(fitted, images):
     np.testing.assert_array_equal(fitted.embedding_, once)
 
 
+@pytest.mark.slow
 def test_a_second_fit_keeps_nothing_of_the_first(images):
     other_images = make_class_images(48, 24, seed=5)[0]  # other count, size and content
     reused = TSimCNE(**FAST_PARAMS).fit(other_images)
@@ -54,6 +56,7 @@ def test_a_second_fit_keeps_nothing_of_the_first(images):
     assert reused.image_shape_ == TSimCNE(**FAST_PARAMS).fit(images).image_shape_
 
 
+@pytest.mark.slow
 def test_set_params_between_fits_takes_effect_and_nothing_else_changes(images):
     estimator = TSimCNE(**FAST_PARAMS).fit(images)
     state_names = set(_fitted_state(estimator))

@@ -5,6 +5,7 @@ Run under a virtual display: ``xvfb-run -a pytest tests/test_explore_widget.py``
 
 import numpy as np
 import pandas as pd
+import pytest
 from plugin_helpers import (
     EXPLORER,
     N_IMAGES,
@@ -22,6 +23,9 @@ from napari_tsimcne.plugin.explore_widget import ExploreWidget
 from napari_tsimcne.plugin.map_layers import map_record
 from napari_tsimcne.plugin.map_table import map_coordinates, read_map_table
 from napari_tsimcne.plugin.train_widget import TrainWidget
+
+# Every test here opens a napari viewer.
+pytestmark = pytest.mark.slow
 
 
 # --------------------------------------------------------------------- objects

@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import gpu_check  # noqa: E402  (a script's module, importable once benchmarks/ is on the path)
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not (FASHION_MNIST_DIR.is_dir() or (gpu_check.TRAVELLING / "fashion-mnist").is_dir()),
     reason="Fashion-MNIST is not here (apt-get install dataset-fashion-mnist)")
@@ -44,6 +45,7 @@ def test_dry_run_takes_every_step_at_toy_size_and_records_it(tmp_path):
     assert len(list(tmp_path.iterdir())) <= 8
 
 
+@pytest.mark.slow
 def test_a_step_that_hangs_is_stopped_at_its_limit_with_its_children(tmp_path):
     pid_file = tmp_path / "child.pid"
     start = time.monotonic()

@@ -200,6 +200,7 @@ def run_pipeline(X, image_size=None):
 # Arrays of every dtype, shape and value range
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(X=image_stacks(), form=st.sampled_from(["array", "lazy", "list"]))
 def test_finite_arrays_are_mapped_as_documented(X, form):
@@ -460,6 +461,7 @@ def training_stacks(draw):
     return X
 
 
+@pytest.mark.slow
 @settings(SETTINGS, max_examples=8)
 @given(X=training_stacks())
 def test_training_on_any_valid_stack_gives_a_finite_embedding(X):

@@ -16,6 +16,9 @@ from plugin_helpers import DragEvent, MouseEvent
 from napari_tsimcne.plugin.map_layers import map_record, show_map
 from napari_tsimcne.plugin.map_table import ImageMap, map_table
 
+# Every test here opens a napari viewer.
+pytestmark = pytest.mark.slow
+
 N_POINTS = 30
 
 

@@ -58,6 +58,7 @@ def digits():
     return load_digits_images()
 
 
+@pytest.mark.slow
 def test_pixel_tsne_baseline_returns_training_and_test_maps(digits):
     images, labels = digits
     train, test = pixel_tsne_baseline(images[:200], images[200:230], n_jobs=1)

@@ -69,6 +69,7 @@ def commands(inputs: Path, model: Path, out: Path) -> dict:
 
 
 # ------------------------------------------------------------- all or nothing
+@pytest.mark.slow
 def test_a_disk_that_fills_while_fit_writes_keeps_the_earlier_outputs_whole(
         inputs, small_disk, monkeypatch, capsys):
     disk = small_disk(8 << 20)
@@ -161,6 +162,7 @@ def test_fit_does_not_replace_an_earlier_fit_unless_asked(inputs, fit_out, capsy
     assert (fit_out / "embedding.npz").read_bytes() != earlier["embedding.npz"]
 
 
+@pytest.mark.slow
 def test_fit_over_an_interrupted_run_offers_resume_and_overwrite_starts_over(
         inputs, tmp_path, capsys):
     out = tmp_path / "out"

@@ -9,6 +9,8 @@ import sys
 from importlib.resources import files
 from pathlib import Path
 
+import pytest
+
 import napari_tsimcne
 import napari_tsimcne.plugin
 
@@ -37,6 +39,7 @@ def run_without(packages: list[str], script: str) -> subprocess.CompletedProcess
                           text=True, env={"OMP_NUM_THREADS": "1", "PATH": ""}, timeout=300)
 
 
+@pytest.mark.slow
 def test_core_imports_and_trains_without_the_plugin_s_dependencies():
     result = run_without(PLUGIN_ONLY, f"""
 import importlib
@@ -55,6 +58,7 @@ print(embedding.shape)
     assert "napari_tsimcne.cli" in CORE_MODULES and "napari_tsimcne.synthetic" in CORE_MODULES
 
 
+@pytest.mark.slow
 def test_the_plugin_s_computations_need_neither_napari_nor_qt():
     result = run_without(NAPARI_AND_QT, f"""
 import importlib
@@ -109,6 +113,7 @@ def _wait_policy_after(imports: str, environment: dict) -> str:
     return result.stdout.strip()
 
 
+@pytest.mark.slow
 def test_importing_the_package_first_lets_openmp_threads_sleep_unless_told_otherwise():
     # Spinning waits collapse training beside other busy processes
     # (benchmarks/contention.py); the policy counts only before torch loads OpenMP.

@@ -7,6 +7,10 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
+
+# Every test here trains real networks, in fresh processes.
+pytestmark = pytest.mark.slow
 
 
 RUN = textwrap.dedent("""

@@ -62,6 +62,7 @@ def test_photo_patches_come_from_bundled_photographs():
     np.testing.assert_array_equal(images, natural_image_patches(24, 16, window=32, seed=0)[0])
 
 
+@pytest.mark.slow
 def test_shapes_are_balanced_deterministic_and_hard_for_pixel_neighbours():
     images, labels = make_shapes(1000, seed=2)
     assert images.shape == (1000, 32, 32) and images.dtype == np.uint8
@@ -88,6 +89,7 @@ def test_every_shape_has_its_own_form():
         _shape("star", u, v, 10.0)
 
 
+@pytest.mark.slow
 def test_sample_contributions_return_layer_data():
     (cells, kwargs, kind), = sample_data.cell_crops()
     assert kind == "image" and cells.shape == (500, 64, 64, 2) and kwargs["channel_axis"] == 3
@@ -102,6 +104,7 @@ def test_sample_contributions_return_layer_data():
         name: 400 for name in SHAPES}
 
 
+@pytest.mark.slow
 def test_samples_open_in_napari(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-tsimcne", "cells")

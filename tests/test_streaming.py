@@ -46,12 +46,14 @@ def test_streamed_batches_equal_the_in_memory_batches_in_the_requested_order(sta
     assert torch.equal(torch.cat(list(streamed.chunks(30))), in_memory.tensor)
 
 
+@pytest.mark.slow
 def test_streamed_training_gives_the_same_map_as_in_memory_training(images, make_estimator):
     in_memory = make_estimator(stream=False).fit_transform(images)
     streamed = make_estimator(stream=True).fit_transform(images)
     np.testing.assert_array_equal(streamed, in_memory)
 
 
+@pytest.mark.slow
 def test_a_lazy_array_is_read_a_batch_at_a_time_and_never_whole(make_estimator, monkeypatch):
     monkeypatch.setattr(data, "CHUNK_SIZE", 100)
     lazy = RecordingArray(make_class_images(600)[0])
@@ -88,6 +90,7 @@ def test_bad_stream_value_is_refused(images, make_estimator):
         make_estimator(stream="yes").fit(images)
 
 
+@pytest.mark.slow
 def test_a_memory_map_larger_than_the_memory_limit_as_float32_trains(tmp_path):
     """A 131 MB uint16 memory map (262 MB as float32) under a 180 MB data-memory limit."""
     path = tmp_path / "stack.npy"

@@ -23,6 +23,9 @@ from napari_tsimcne.plugin.colors import PLACED_COLOR
 from napari_tsimcne.plugin.map_layers import map_record
 from napari_tsimcne.plugin.train_widget import TrainWidget
 
+# Every test here opens a napari viewer, most of them train.
+pytestmark = pytest.mark.slow
+
 
 # -------------------------------------------------------------------- training
 def test_training_makes_a_map_with_features(trained):
