@@ -293,7 +293,7 @@ BAD_PARAMS = {
     "a callback that is not callable": (dict(callbacks=[3]), None, r"got \[3\]"),
     "pretrain_dim 0": (dict(pretrain_dim=0), None, "pretrain_dim must be a whole number >= 1"),
     "unknown pretraining loss": (dict(pretrain_loss="l1"), None,
-                                 "pretrain_loss must be 'auto', 'euclidean' .* or 'cosine' .*, got 'l1'"),
+                                 "pretrain_loss must be 'euclidean' .* or 'cosine' .*, got 'l1'"),
     "hidden_dim 0": (dict(hidden_dim=0), None, "hidden_dim must be a whole number >= 1, got 0"),
     "negative weight decay": (dict(weight_decay=-1), None, "weight_decay must be a number >= 0"),
     "momentum 2": (dict(momentum=2.0), None, r"momentum must be a number in \[0, 1\), got 2.0"),

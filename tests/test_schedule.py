@@ -74,14 +74,6 @@ def test_plan_passes_dimensions_and_pretraining_loss_on():
     ]
 
 
-@pytest.mark.parametrize("recipe, loss", [("neighbors", "cosine"), ("paper", "euclidean")])
-def test_automatic_pretraining_loss_is_the_recipes(recipe, loss):
-    stages = make_stages((5, 2, 3), lr=0.1, recipe=recipe)
-    assert stage_table(stages, "loss") == [(loss,), ("euclidean",), ("euclidean",)]
-    explicit = make_stages((5, 2, 3), lr=0.1, recipe=recipe, pretrain_loss="euclidean")
-    assert explicit[0].loss == "euclidean"
-
-
 def test_warmup_is_capped_at_a_tenth_of_each_stage():
     stages = make_stages((20, 5, 30), lr=0.1, warmup_epochs=10)
     assert [stage.warmup_epochs for stage in stages] == [2, 0, 3]

@@ -135,11 +135,8 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         raises :class:`TrainingStopped` and the estimator is left as it was.
     pretrain_dim : int, default 128
         Output dimension of pre-training.
-    pretrain_loss : {"auto", "euclidean", "cosine"}, default "auto"
-        Loss of pre-training: the Cauchy loss (the paper's) or SimCLR's
-        cosine loss.  ``"auto"``: SimCLR's with ``recipe="neighbors"``, where
-        it learned better features in the same time, and the paper's with
-        ``recipe="paper"``.
+    pretrain_loss : {"euclidean", "cosine"}, default "euclidean"
+        Loss of pre-training: the Cauchy loss (the paper's best) or SimCLR's.
     hidden_dim : int, default 1024
         Hidden width of the projection head.
     weight_decay : float, default 5e-4
@@ -265,7 +262,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         verbose=False,
         callbacks=None,
         pretrain_dim=128,
-        pretrain_loss="auto",
+        pretrain_loss="euclidean",
         hidden_dim=1024,
         weight_decay=5e-4,
         momentum=0.9,
@@ -492,10 +489,9 @@ class TSimCNE(TransformerMixin, BaseEstimator):
             check_augmentation(self.augmentation)
         for name in ("out_dim", "pretrain_dim", "hidden_dim", "checkpoint_every"):
             _check_whole_number(name, getattr(self, name), minimum=1)
-        if not (isinstance(self.pretrain_loss, str)
-                and (self.pretrain_loss in LOSS_METRICS or _is_auto(self.pretrain_loss))):
-            raise ValueError(f"pretrain_loss must be 'auto', 'euclidean' (the Cauchy loss of "
-                             f"t-SimCNE) or 'cosine' (SimCLR's), got {self.pretrain_loss!r}.")
+        if not (isinstance(self.pretrain_loss, str) and self.pretrain_loss in LOSS_METRICS):
+            raise ValueError(f"pretrain_loss must be 'euclidean' (the Cauchy loss of t-SimCNE) or "
+                             f"'cosine' (SimCLR's), got {self.pretrain_loss!r}.")
         _check_number("warmup_epochs", self.warmup_epochs, "a number of epochs >= 0",
                       lambda v: v >= 0)
         _check_number("momentum", self.momentum, "a number in [0, 1)", lambda v: 0 <= v < 1)

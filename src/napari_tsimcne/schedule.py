@@ -33,19 +33,13 @@ import math
 import numbers
 from dataclasses import dataclass, replace
 
-__all__ = ["PRETRAIN_LOSS", "RECIPES", "Stage", "batch_size_for", "check_epochs", "check_recipe",
+__all__ = ["RECIPES", "Stage", "batch_size_for", "check_epochs", "check_recipe",
            "default_learning_rate", "learning_rate_factor", "make_stages",
            "stage_learning_rates"]
 
 PAPER_EPOCHS = (1000, 50, 450)
 STAGE_NAMES = ("pre-training", "readout", "fine-tuning")
 RECIPES = ("neighbors", "paper")
-#: Loss of pre-training that ``pretrain_loss="auto"`` means, per recipe.  For
-#: ``"neighbors"`` SimCLR's cosine loss: at the same epochs it learned features
-#: of higher kNN accuracy than the Cauchy loss on Fashion-MNIST (0.837 against
-#: 0.812) and on the generated shapes (0.960 against 0.921), see
-#: ``benchmarks/RESULTS.md``.  The paper's recipe keeps the paper's loss.
-PRETRAIN_LOSS = {"neighbors": "cosine", "paper": "euclidean"}
 
 #: Share of positive pairs that are nearest neighbours in ``recipe="neighbors"``.
 NEIGHBOR_SHARE = 0.8
@@ -142,7 +136,7 @@ def make_stages(
     lr,
     out_dim: int = 2,
     pretrain_dim: int = 128,
-    pretrain_loss: str = "auto",
+    pretrain_loss: str = "euclidean",
     warmup_epochs: float = 10,
     recipe: str = "neighbors",
 ) -> list[Stage]:
@@ -151,9 +145,8 @@ def make_stages(
     ``lr`` is the peak learning rate, a float or a tuple with one rate per
     stage.  From a float, fine-tuning uses ``lr / 1000`` with
     ``recipe="paper"`` and ``lr / 100`` with ``recipe="neighbors"``, whose
-    readout stage uses Adam at :data:`HEAD_LR`.  ``pretrain_loss="auto"`` is
-    the recipe's (:data:`PRETRAIN_LOSS`).  Stages with 0 epochs are dropped,
-    except that pre-training is needed before the readout can be swapped.
+    readout stage uses Adam at :data:`HEAD_LR`.  Stages with 0 epochs are
+    dropped, except that pre-training is needed before the readout can be swapped.
     """
     epochs = check_epochs(epochs)
     check_recipe(recipe)
@@ -164,8 +157,6 @@ def make_stages(
     pretrain, readout, finetune = epochs
     neighbors = recipe == "neighbors"
     share = NEIGHBOR_SHARE if neighbors else 0.0
-    if pretrain_loss == "auto":
-        pretrain_loss = PRETRAIN_LOSS[recipe]
     stages = [
         Stage(STAGE_NAMES[0], pretrain, pretrain_dim, lrs[0], _warmup(pretrain, warmup_epochs),
               anneal=True, loss=pretrain_loss),
