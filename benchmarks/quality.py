@@ -64,7 +64,7 @@ def main():
     parser.add_argument("--epochs", type=int, nargs="+", default=[40, 5, 15])
     parser.add_argument("--budget-minutes", type=float)
     parser.add_argument("--recipe", default="neighbors", choices=["neighbors", "paper"])
-    parser.add_argument("--pretrain-loss", default="auto", choices=["auto", "euclidean", "cosine"])
+    parser.add_argument("--pretrain-loss", default="euclidean", choices=["euclidean", "cosine"])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", nargs="+", default=["auto"],
                         help="'auto', one peak rate, or one rate per stage")
