@@ -8,8 +8,9 @@ the images, to time the steps and to embed the images at the end is taken
 off the budget first.  Machines slow down under sustained load (thermal or
 power limits: on a 2-core cloud machine the epochs of 15-minute runs became
 about 30% slower after the fifth minute), so
-:func:`revise_plan` shortens the stages still to come at every stage
-boundary when the run is behind its plan.
+:func:`revise_plan` fits the stages still to come to the time left at every
+stage boundary: shorter when the run is behind its plan, longer when the
+first timed steps were slower than the machine then ran.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ __all__ = ["BUDGET_SPLIT", "StageCosts", "measure_costs", "plan_epochs", "planne
 #: pre-training, the cached readout needs seconds, and tens of fine-tuning
 #: epochs add about 0.01 held-out kNN accuracy.
 BUDGET_SPLIT = {"neighbors": (0.80, 0.05, 0.15), "paper": (0.70, 0.05, 0.25)}
+#: A revised plan is lengthened only when it would leave more than this share
+#: of the time left unused, and at most by :data:`MAX_LENGTHENING` times (a
+#: pace measured over one short stage is a rough guide).
+SLACK = 0.05
+MAX_LENGTHENING = 2.0
 #: Steps timed after the warm-up steps; the median is used.
 TIMED_STEPS = 8
 WARMUP_STEPS = 3
@@ -102,23 +108,26 @@ def planned_seconds(epochs, costs: StageCosts, stages=slice(None)) -> float:
 
 def revise_plan(epochs, next_stage: int, spent_s: float, left_s: float,
                 costs: StageCosts) -> tuple[int, int, int]:
-    """The plan ``epochs`` with the stages from ``next_stage`` on shortened to fit ``left_s``.
+    """The plan ``epochs`` with the stages from ``next_stage`` on fitted to ``left_s``.
 
     ``spent_s`` is the time the stages before ``next_stage`` took; compared
     with what ``costs`` predicted for them, it gives the machine's pace now,
     which the later stages are assumed to keep.  If they no longer fit in
     ``left_s`` seconds (less the final embedding), they are shortened in
-    proportion, each to at least one epoch.  A run that is ahead of its plan
-    keeps it and ends early: the budget is a limit.
+    proportion, each to at least one epoch.  If they would end more than
+    :data:`SLACK` of the time left early (the first steps were timed slower
+    than the machine then ran), they are lengthened in proportion, at most
+    :data:`MAX_LENGTHENING` times, so that the run uses its budget.
     """
     pace = spent_s / max(planned_seconds(epochs, costs, slice(0, next_stage)), 1e-9)
-    # Shortening saves epochs only, not the readout stage's setup or the final embedding.
+    # Only epochs change, not the readout stage's setup or the final embedding.
     setup_s = costs.readout_setup_s if next_stage <= 1 else 0.0
     epochs_s = planned_seconds(epochs, costs, slice(next_stage, None)) - setup_s
     fixed_s = setup_s + costs.embed_s
-    if pace * (fixed_s + epochs_s) <= left_s:
-        return tuple(epochs)
     share = max(left_s / pace - fixed_s, 0.0) / epochs_s
+    if 1.0 <= share <= 1.0 + SLACK:
+        return tuple(epochs)
+    share = min(share, MAX_LENGTHENING)
     return tuple(n if stage < next_stage else max(1, int(n * share))
                  for stage, n in enumerate(epochs))
 

@@ -778,8 +778,9 @@ class _BudgetKeeper:
     """``replan`` for :func:`~napari_tsimcne.trainer.train`: keeps a run within its time budget.
 
     Before every stage after the first it compares the time the finished
-    stages took with their planned costs and, if the run is behind, shortens
-    the stages still to come (:func:`~napari_tsimcne.budget.revise_plan`).
+    stages took with their planned costs and fits the stages still to come to
+    the time left: shorter when the run is behind, longer when it is well
+    ahead (:func:`~napari_tsimcne.budget.revise_plan`).
     The new plan goes into ``run["epochs"]``, the checkpoints' metadata, so
     that a resumed run keeps it.
     """
