@@ -132,6 +132,8 @@ def test_time_budget_is_the_default_schedule_and_its_plan_drives_the_progress_ba
     # on how busy the machine is.
     monkeypatch.setattr("napari_tsimcne.estimator.measure_costs", lambda *a, **k: StageCosts(
         epoch_s=1.0, readout_epoch_s=0.1, readout_setup_s=1.0, embed_s=0.1))
+    # Slower than the real steps, which a revision would lengthen: the first plan is kept.
+    monkeypatch.setattr("napari_tsimcne.estimator.revise_plan", lambda epochs, *a: tuple(epochs))
     events = []
     widget._relay.event.connect(events.append)
     widget.form.backbone.value = "resnet10-w8"
