@@ -213,8 +213,11 @@ def test_a_short_budget_is_honoured(images):
     wall_s = time.perf_counter() - start
     (budget_left, costs, plan), = recorded
     assert 0.9 * budget_left <= planned_seconds(plan, costs) <= budget_left
-    # A busy machine may have shortened the later stages on the way, never pre-training.
-    assert model.epochs_[0] == plan[0] and all(map(int.__le__, model.epochs_, plan))
+    # The later stages may have been shortened (a busy machine) or lengthened (a
+    # machine faster than its timed steps) on the way, at most twice; never pre-training.
+    assert model.epochs_[0] == plan[0]
+    assert all(1 <= n <= budget.MAX_LENGTHENING * planned for n, planned in
+               zip(model.epochs_[1:], plan[1:]))
     assert sum(plan) > 3
     assert wall_s < 3 * 8.0
 
