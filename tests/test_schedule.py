@@ -11,6 +11,7 @@ from torch import nn
 
 from napari_tsimcne import Callback
 from napari_tsimcne.augmentation import make_augmentation
+from napari_tsimcne.data import DeviceImages
 from napari_tsimcne.network import TSimCNENetwork
 from napari_tsimcne.schedule import (
     HEAD_LR,
@@ -20,7 +21,7 @@ from napari_tsimcne.schedule import (
     learning_rate_factor,
     make_stages,
 )
-from napari_tsimcne.trainer import train
+from napari_tsimcne.trainer import Accelerations, StageRun, train
 
 
 def stage_table(stages, *fields):
@@ -255,3 +256,45 @@ def test_after_training_the_network_has_a_trainable_2d_readout(staged_training):
 def test_batch_size_is_lowered_to_a_power_of_two_that_fits_the_images(requested, n_images,
                                                                      expected):
     assert batch_size_for(requested, n_images) == expected
+
+
+def test_a_stage_shortened_in_progress_anneals_its_learning_rate_over_the_new_length(images):
+    torch.manual_seed(0)
+    images = DeviceImages(torch.from_numpy(images[:, None].copy()))
+    network = TSimCNENetwork("resnet10-w8", in_channels=1, out_dim=128, hidden_dim=32)
+    stage = make_stages((6, 1, 1), lr=0.05)[0]
+    run = StageRun(network, images, stage, 16, 0.9, 5e-4, Accelerations())
+    epochs = run.epochs(0, make_augmentation("natural", 1, (16, 16)), torch.Generator(),
+                        lambda: False)
+    next(epochs)
+    run.shorten(2, epochs_done=1)
+    assert len(list(epochs)) == 1  # one more epoch, then the stage ends
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="cannot be given 1"):
+        run.shorten(1, epochs_done=2)
+
+
+def test_train_goes_on_with_the_plan_that_replan_returns_within_a_stage(images):
+    torch.manual_seed(0)
+    images = torch.from_numpy(images[:, None].copy())
+    network = TSimCNENetwork("resnet10-w8", in_channels=1, out_dim=128, hidden_dim=32)
+    calls, plans = [], []
+
+    def replan(stage_index, stages, epochs_done):
+        calls.append((stage_index, epochs_done))
+        if (stage_index, epochs_done) == (0, 1):
+            return make_stages((2, 1, 2), lr=0.05)
+        return stages
+
+    class Plans(Callback):
+        def on_train_begin(self, stages):
+            plans.append([stage.epochs for stage in stages])
+
+    history = train(network, images, make_stages((4, 1, 3), lr=0.05),
+                    make_augmentation("natural", 1, (16, 16)), batch_size=16,
+                    callbacks=[Plans()], replan=replan)
+    assert [len(h) for h in history] == [2, 1, 2]
+    assert plans == [[4, 1, 3], [2, 1, 2]]
+    # After every epoch but a stage's last; before every stage but the first;
+    # not within the readout stage on cached features.
+    assert calls == [(0, 1), (1, 0), (2, 0), (2, 1)]

@@ -742,6 +742,15 @@ class _ProgressBars(Callback):
         self.bar = tqdm(total=stage.epochs, desc=stage.name, unit="epoch")
         return self.bar
 
+    def on_train_begin(self, stages) -> None:
+        """A revised plan: the open bar counts to its stage's new length."""
+        if self.bar is None:
+            return
+        for stage in stages:
+            if stage.name == self.bar.desc and stage.epochs != self.bar.total:
+                self.bar.total = stage.epochs
+                self.bar.refresh()
+
     def on_time_left(self, seconds: float) -> None:
         if self.seconds_left is None:
             print(f"Estimated time: about {format_duration(seconds)}.", file=sys.stderr)
@@ -777,10 +786,11 @@ def _settings_line(n_images, native_size, image_size, n_channels, device, backbo
 class _BudgetKeeper:
     """``replan`` for :func:`~napari_tsimcne.trainer.train`: keeps a run within its time budget.
 
-    Before every stage after the first it compares the time the finished
-    stages took with their planned costs and fits the stages still to come to
-    the time left: shorter when the run is behind, longer when it is well
-    ahead (:func:`~napari_tsimcne.budget.revise_plan`).
+    Before every stage after the first, and after every epoch within a stage,
+    it compares the time training took so far with its planned cost and fits
+    what is still to come to the time left: shorter when the run is behind,
+    and at a stage boundary longer when it is well ahead
+    (:func:`~napari_tsimcne.budget.revise_plan`).
     The new plan goes into ``run["epochs"]``, the checkpoints' metadata, so
     that a resumed run keeps it.
     """
@@ -789,11 +799,12 @@ class _BudgetKeeper:
         self.deadline, self.costs, self.stages_for, self.run = deadline, costs, stages_for, run
         self.training_start = time.perf_counter()
 
-    def __call__(self, next_stage: int, stages):
+    def __call__(self, next_stage: int, stages, epochs_done: int = 0):
         epochs = [stage.epochs for stage in stages]
         now = time.perf_counter()
         revised = distributed.same_on_all_processes(revise_plan(
-            epochs, next_stage, now - self.training_start, self.deadline - now, self.costs))
+            epochs, next_stage, now - self.training_start, self.deadline - now, self.costs,
+            epochs_done))
         if list(revised) == epochs:
             return stages
         self.run["epochs"] = list(revised)

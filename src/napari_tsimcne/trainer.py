@@ -17,7 +17,7 @@ import contextlib
 import numbers
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -179,9 +179,13 @@ def train(
         ``"epoch"`` say where); the network must be built as for a new run.
     replan
         Called before every stage after the first as ``replan(stage_index,
-        stages)``; returns the stages to go on with (a time budget shortens
-        the later ones when the run is behind).  Callbacks' ``on_train_begin``
-        then sees the new plan.
+        stages, 0)``, and after every epoch of a stage that is not its last as
+        ``replan(stage_index, stages, epochs_done)`` (not in the readout stage
+        on cached features, which takes seconds); returns the stages to go on
+        with (a time budget shortens what is still to come when the run is
+        behind).  A stage in progress may only be given fewer epochs, but not
+        fewer than it has done; its learning rate then anneals over the new
+        length.  Callbacks' ``on_train_begin`` then sees the new plan.
 
     Returns
     -------
@@ -233,12 +237,7 @@ def train(
                 continue
             first_epoch = start[1] if stage_index == start[0] else 0
             if replan is not None and stage_index > 0 and first_epoch == 0:
-                revised = list(replan(stage_index, stages))
-                if revised != stages:
-                    stages = revised
-                    for callback in callbacks:
-                        if _overrides(callback, "on_train_begin"):
-                            callback.on_train_begin(list(stages))
+                stages = _revised(replan(stage_index, stages, 0), stages, callbacks)
             stage = stages[stage_index]
             if stage.new_readout and first_epoch == 0:
                 network.head.replace_readout(stage.out_dim)
@@ -261,6 +260,12 @@ def train(
                 for epoch, loss in enumerate(run.epochs(first_epoch, augment, order_generator,
                                                         stop_requested), start=first_epoch):
                     losses.append(loss)
+                    if replan is not None and run.checkpoints_within and epoch + 1 < stage.epochs:
+                        stages = _revised(replan(stage_index, stages, epoch + 1), stages,
+                                          callbacks)
+                        if stages[stage_index].epochs != stage.epochs:
+                            run.shorten(stages[stage_index].epochs, epoch + 1)
+                        stage = stages[stage_index]
                     if checkpoints is not None and checkpoints.due(epoch + 1, stage.epochs) and (
                             run.checkpoints_within or epoch + 1 == stage.epochs):
                         checkpoints.write(stage_index, epoch + 1, training_state(
@@ -285,6 +290,16 @@ def train(
             network.to(memory_format=torch.contiguous_format)
         distributed.local_batchnorm(network)
     return [np.asarray(h, dtype=np.float32) for h in history]
+
+
+def _revised(revised, stages: list[Stage], callbacks) -> list[Stage]:
+    """``revised`` as the plan to go on with; callbacks' ``on_train_begin`` sees it if it changed."""
+    revised = list(revised)
+    if revised != stages:
+        for callback in callbacks:
+            if _overrides(callback, "on_train_begin"):
+                callback.on_train_begin(list(revised))
+    return revised
 
 
 def _overrides(callback, method: str) -> bool:
@@ -321,11 +336,12 @@ class StageRun:
         parameters = [p for p in network.parameters() if p.requires_grad]
         self.optimizer = accelerations.optimizer(parameters, stage.lr, momentum, weight_decay)
         self.steps_per_epoch = len(images) // batch_size
-        total_steps = self.steps_per_epoch * stage.epochs
         warmup_steps = round(stage.warmup_epochs * self.steps_per_epoch)
+        # Reads self.stage at every step, so that a shortened stage anneals over its new length.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
-            lambda step: learning_rate_factor(step, total_steps, warmup_steps, stage.anneal),
+            lambda step: learning_rate_factor(step, self.steps_per_epoch * self.stage.epochs,
+                                              warmup_steps, self.stage.anneal),
         )
         if state is not None:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -358,7 +374,9 @@ class StageRun:
                                      order_generator)
                 yield torch.cat([anchors[first : first + share], positives[first : first + share]])
 
-        for _ in range(first_epoch, self.stage.epochs):
+        epoch = first_epoch
+        while epoch < self.stage.epochs:  # the stage may be shortened between epochs
+            epoch += 1
             order = torch.randperm(len(self.images), generator=order_generator)
             epoch_loss = torch.zeros((), device=device)
             for batch in self.images.select(index_batches(order)):
@@ -374,6 +392,16 @@ class StageRun:
                     "rate (lr) or check the images for extreme values."
                 )
             yield mean_loss
+
+    def shorten(self, epochs: int, epochs_done: int) -> None:
+        """End the stage after ``epochs`` epochs instead, ``epochs_done`` of which are done.
+
+        The warm-up stays as it was; the annealing follows the new length.
+        """
+        if not epochs_done <= epochs <= self.stage.epochs:
+            raise ValueError(f"{self.stage.name} has {self.stage.epochs} epochs, {epochs_done} "
+                             f"done: it cannot be given {epochs}.")
+        self.stage = replace(self.stage, epochs=epochs)
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
