@@ -258,7 +258,7 @@ def test_batch_size_is_lowered_to_a_power_of_two_that_fits_the_images(requested,
     assert batch_size_for(requested, n_images) == expected
 
 
-def test_a_stage_shortened_in_progress_anneals_its_learning_rate_over_the_new_length(images):
+def test_a_stage_resized_in_progress_anneals_its_learning_rate_over_the_new_length(images):
     torch.manual_seed(0)
     images = DeviceImages(torch.from_numpy(images[:, None].copy()))
     network = TSimCNENetwork("resnet10-w8", in_channels=1, out_dim=128, hidden_dim=32)
@@ -267,11 +267,11 @@ def test_a_stage_shortened_in_progress_anneals_its_learning_rate_over_the_new_le
     epochs = run.epochs(0, make_augmentation("natural", 1, (16, 16)), torch.Generator(),
                         lambda: False)
     next(epochs)
-    run.shorten(2, epochs_done=1)
+    run.resize(2, epochs_done=1)
     assert len(list(epochs)) == 1  # one more epoch, then the stage ends
     assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="cannot be given 1"):
-        run.shorten(1, epochs_done=2)
+        run.resize(1, epochs_done=2)
 
 
 def test_train_goes_on_with_the_plan_that_replan_returns_within_a_stage(images):

@@ -41,6 +41,9 @@ BUDGET_SPLIT = {"neighbors": (0.80, 0.05, 0.15), "paper": (0.70, 0.05, 0.25)}
 #: pace measured over one short stage is a rough guide).
 SLACK = 0.05
 MAX_LENGTHENING = 2.0
+#: Within a stage, a plan is lengthened only up to this share of the stage
+#: done (the learning rate then rises from at least 85% of its peak).
+LENGTHEN_WITHIN = 0.25
 #: A plan that is shortened keeps the readout stage whole while it costs at
 #: most this share of the time left: a 15-minute run whose pre-training
 #: overran and whose readout was cut from 201 epochs to 1 mapped its held-out
@@ -127,10 +130,11 @@ def revise_plan(epochs, next_stage: int, spent_s: float, left_s: float,
     than the machine then ran), they are lengthened in proportion, at most
     :data:`MAX_LENGTHENING` times, so that the run uses its budget.
 
-    Within a stage (``epochs_done > 0``) the plan is only shortened, and only
-    when it would overrun by more than :data:`SLACK`: the rest of the stage
-    (possibly nothing) and the later stages in proportion.  A stage's
-    learning rate anneals over its planned epochs, so lengthening one half-way
+    Within a stage (``epochs_done > 0``) the plan changes only when it would
+    miss the budget by more than :data:`SLACK`: shortened, the rest of the stage
+    (possibly nothing) and the later stages in proportion; lengthened, the same,
+    but only in the first :data:`LENGTHEN_WITHIN` of the stage.  A stage's
+    learning rate anneals over its planned epochs, so lengthening one later
     would raise its rate again; the boundary lengthens the later stages instead.
     """
     within = epochs_done > 0
@@ -147,7 +151,8 @@ def revise_plan(epochs, next_stage: int, spent_s: float, left_s: float,
     available_s = max(left_s / pace - fixed_s, 0.0)
     share = available_s / max(epochs_s, 1e-9)
     if within:
-        if share >= 1.0 - SLACK:
+        early = epochs_done <= LENGTHEN_WITHIN * epochs[next_stage]
+        if 1.0 - SLACK <= share <= (1.0 + SLACK if early else math.inf):
             return tuple(epochs)
     elif 1.0 <= share <= 1.0 + SLACK:
         return tuple(epochs)

@@ -183,9 +183,8 @@ def train(
         ``replan(stage_index, stages, epochs_done)`` (not in the readout stage
         on cached features, which takes seconds); returns the stages to go on
         with (a time budget shortens what is still to come when the run is
-        behind).  A stage in progress may only be given fewer epochs, but not
-        fewer than it has done; its learning rate then anneals over the new
-        length.  Callbacks' ``on_train_begin`` then sees the new plan.
+        behind or ahead).  A stage in progress may not be given fewer epochs
+        than it has done; its learning rate then anneals over the new length.  Callbacks' ``on_train_begin`` then sees the new plan.
 
     Returns
     -------
@@ -264,7 +263,7 @@ def train(
                         stages = _revised(replan(stage_index, stages, epoch + 1), stages,
                                           callbacks)
                         if stages[stage_index].epochs != stage.epochs:
-                            run.shorten(stages[stage_index].epochs, epoch + 1)
+                            run.resize(stages[stage_index].epochs, epoch + 1)
                         stage = stages[stage_index]
                     if checkpoints is not None and checkpoints.due(epoch + 1, stage.epochs) and (
                             run.checkpoints_within or epoch + 1 == stage.epochs):
@@ -337,7 +336,7 @@ class StageRun:
         self.optimizer = accelerations.optimizer(parameters, stage.lr, momentum, weight_decay)
         self.steps_per_epoch = len(images) // batch_size
         warmup_steps = round(stage.warmup_epochs * self.steps_per_epoch)
-        # Reads self.stage at every step, so that a shortened stage anneals over its new length.
+        # Reads self.stage at every step, so that a resized stage anneals over its new length.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
             lambda step: learning_rate_factor(step, self.steps_per_epoch * self.stage.epochs,
@@ -375,7 +374,7 @@ class StageRun:
                 yield torch.cat([anchors[first : first + share], positives[first : first + share]])
 
         epoch = first_epoch
-        while epoch < self.stage.epochs:  # the stage may be shortened between epochs
+        while epoch < self.stage.epochs:  # the stage may be resized between epochs
             epoch += 1
             order = torch.randperm(len(self.images), generator=order_generator)
             epoch_loss = torch.zeros((), device=device)
@@ -393,14 +392,14 @@ class StageRun:
                 )
             yield mean_loss
 
-    def shorten(self, epochs: int, epochs_done: int) -> None:
+    def resize(self, epochs: int, epochs_done: int) -> None:
         """End the stage after ``epochs`` epochs instead, ``epochs_done`` of which are done.
 
         The warm-up stays as it was; the annealing follows the new length.
         """
-        if not epochs_done <= epochs <= self.stage.epochs:
-            raise ValueError(f"{self.stage.name} has {self.stage.epochs} epochs, {epochs_done} "
-                             f"done: it cannot be given {epochs}.")
+        if epochs < max(epochs_done, 1):
+            raise ValueError(f"{self.stage.name} has done {epochs_done} epochs: it cannot be "
+                             f"given {epochs}.")
         self.stage = replace(self.stage, epochs=epochs)
 
     def state_dict(self) -> dict:
