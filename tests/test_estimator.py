@@ -506,3 +506,14 @@ def test_compile_on_a_gpu_is_refused_clearly_where_triton_is_turned_off(monkeypa
     with pytest.raises(ValueError, match="compile=True needs triton on a GPU.*without napari"):
         check_compile_possible(torch.device("cuda"))
     check_compile_possible(torch.device("cpu"))  # the CPU's compiler needs no triton
+
+
+def test_the_progress_bar_of_a_stage_follows_a_revised_plan():
+    from napari_tsimcne.estimator import _ProgressBars
+    from napari_tsimcne.schedule import make_stages
+
+    bars = _ProgressBars()
+    bar = bars.open(make_stages((30, 5, 10), lr=0.1)[0])
+    bars.on_train_begin(make_stages((24, 5, 8), lr=0.1))
+    assert bar.total == 24
+    bar.close()

@@ -144,6 +144,9 @@ def test_default_learning_rate_scales_linearly_with_batch_size(batch_size, expec
 @pytest.mark.parametrize("batch_size, expected", [(64, 0.12), (256, 0.12), (8192, 0.96)])
 def test_short_schedules_get_at_least_the_short_schedule_rate(batch_size, expected):
     assert default_learning_rate(batch_size, pretrain_epochs=40) == pytest.approx(expected)
+    # A 15-minute CPU plan of over 100 epochs is still short: no cliff to the paper's rule.
+    assert default_learning_rate(batch_size, pretrain_epochs=134) == pytest.approx(expected)
+    assert default_learning_rate(64, pretrain_epochs=1000) == pytest.approx(0.0075)
 
 
 # --------------------------------------------------------------------------

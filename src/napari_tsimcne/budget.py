@@ -157,7 +157,7 @@ def revise_plan(epochs, next_stage: int, spent_s: float, left_s: float,
     elif 1.0 <= share <= 1.0 + SLACK:
         return tuple(epochs)
     shares = [min(share, MAX_LENGTHENING)] * len(epochs)
-    readout_s = to_come[1] * costs.readout_epoch_s if len(epochs) > 1 else 0.0
+    readout_s = to_come[1] * costs.readout_epoch_s
     if share < 1.0 and 0.0 < readout_s <= READOUT_KEPT * available_s < epochs_s:
         # A readout stage on cached features costs seconds, and a map cut to a
         # few of its epochs is not laid out: the other stages give up the time.

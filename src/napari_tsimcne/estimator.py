@@ -103,9 +103,9 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         readout stage uses it too and fine-tuning ``lr / 1000``; with
         ``recipe="neighbors"`` the readout stage uses Adam at 1e-3 and
         fine-tuning ``lr / 100``.  A tuple gives one rate per stage.  ``"auto"`` is the
-        paper's ``0.03 * batch_size / 256``, tuned for its 1500 epochs, and at
-        least 0.12 when pre-training is shorter than 100 epochs, which measured
-        better for short CPU schedules (see
+        paper's ``0.03 * batch_size / 256``, tuned for its 1000 epochs of
+        pre-training, and at least 0.12 when pre-training is shorter than that,
+        which measured better for short CPU schedules (see
         :func:`napari_tsimcne.schedule.default_learning_rate`).
     image_size : int, (int, int), None or "auto", default "auto"
         Size ``(H, W)`` the images are resized to.  ``None`` keeps the size of
@@ -732,7 +732,7 @@ class _ProgressBars(Callback):
     """
 
     def __init__(self):
-        self.bar = None
+        self.bar = self.stage_name = None
         self.seconds_left = None
 
     def open(self, stage):
@@ -740,6 +740,7 @@ class _ProgressBars(Callback):
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=stage.epochs, desc=stage.name, unit="epoch")
+        self.stage_name = stage.name
         return self.bar
 
     def on_train_begin(self, stages) -> None:
@@ -747,7 +748,7 @@ class _ProgressBars(Callback):
         if self.bar is None:
             return
         for stage in stages:
-            if stage.name == self.bar.desc and stage.epochs != self.bar.total:
+            if stage.name == self.stage_name and stage.epochs != self.bar.total:
                 self.bar.total = stage.epochs
                 self.bar.refresh()
 
