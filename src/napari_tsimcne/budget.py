@@ -8,9 +8,10 @@ the images, to time the steps and to embed the images at the end is taken
 off the budget first.  Machines slow down under sustained load (thermal or
 power limits: on a 2-core cloud machine the epochs of 15-minute runs became
 about 30% slower after the fifth minute), so
-:func:`revise_plan` fits the stages still to come to the time left at every
-stage boundary: shorter when the run is behind its plan, longer when the
-first timed steps were slower than the machine then ran.
+:func:`revise_plan` fits what is still to come to the time left after every
+epoch: shorter when the run is behind its plan, longer when the first timed
+steps were slower than the machine then ran (within a stage only in its first
+quarter).
 """
 
 from __future__ import annotations
@@ -108,9 +109,8 @@ def planned_seconds(epochs, costs: StageCosts, stages=slice(None)) -> float:
     ``epochs`` is ``(pre-training, readout, fine-tuning)``; the readout stage
     includes its setup.  The final embedding is not included.
     """
-    per_stage = (epochs[0] * costs.epoch_s,
-                 costs.readout_setup_s + epochs[1] * costs.readout_epoch_s,
-                 epochs[2] * costs.epoch_s)
+    per_stage = [_setup_seconds(stage, costs) + n * _epoch_seconds(stage, costs)
+                 for stage, n in enumerate(epochs)]
     return sum(per_stage[stages])
 
 
@@ -163,12 +163,12 @@ def revise_plan(epochs, next_stage: int, spent_s: float, left_s: float,
         # few of its epochs is not laid out: the other stages give up the time.
         shares = [(available_s - readout_s) / (epochs_s - readout_s)] * len(epochs)
         shares[1] = 1.0
-    revised = [n if stage < next_stage else max(1, int(n * shares[stage]))
-               for stage, n in enumerate(to_come)]
-    # Within a stage, what is left of it may shrink to nothing: it then ends now.
-    revised[next_stage] = epochs_done + (int(to_come[next_stage] * shares[next_stage]) if within
-                                         else revised[next_stage])
-    return tuple(n if stage < next_stage else revised[stage] for stage, n in enumerate(epochs))
+    revised = list(epochs)
+    for stage in range(next_stage, len(epochs)):
+        revised[stage] = max(1, int(to_come[stage] * shares[stage]))
+    if within:  # what is left of the stage may shrink to nothing: it then ends now
+        revised[next_stage] = epochs_done + int(to_come[next_stage] * shares[next_stage])
+    return tuple(revised)
 
 
 def _epoch_seconds(stage: int, costs: StageCosts) -> float:

@@ -790,7 +790,7 @@ class _BudgetKeeper:
     Before every stage after the first, and after every epoch within a stage,
     it compares the time training took so far with its planned cost and fits
     what is still to come to the time left: shorter when the run is behind,
-    and at a stage boundary longer when it is well ahead
+    longer when it is well ahead, at a stage boundary or early in a stage
     (:func:`~napari_tsimcne.budget.revise_plan`).
     The new plan goes into ``run["epochs"]``, the checkpoints' metadata, so
     that a resumed run keeps it.
@@ -800,7 +800,7 @@ class _BudgetKeeper:
         self.deadline, self.costs, self.stages_for, self.run = deadline, costs, stages_for, run
         self.training_start = time.perf_counter()
 
-    def __call__(self, next_stage: int, stages, epochs_done: int = 0):
+    def __call__(self, next_stage: int, stages, epochs_done: int):
         epochs = [stage.epochs for stage in stages]
         now = time.perf_counter()
         revised = distributed.same_on_all_processes(revise_plan(

@@ -183,8 +183,10 @@ def train(
         ``replan(stage_index, stages, epochs_done)`` (not in the readout stage
         on cached features, which takes seconds); returns the stages to go on
         with (a time budget shortens what is still to come when the run is
-        behind or ahead).  A stage in progress may not be given fewer epochs
-        than it has done; its learning rate then anneals over the new length.  Callbacks' ``on_train_begin`` then sees the new plan.
+        behind and lengthens it when it is ahead).  A stage in progress may
+        not be given fewer epochs than it has done; its learning rate then
+        anneals over the new length.  Callbacks' ``on_train_begin`` then sees
+        the new plan.
 
     Returns
     -------
