@@ -81,6 +81,8 @@ def main():
     parser.add_argument("--data-dir", help="folder of Fashion-MNIST's IDX files "
                                            "(default: Debian's dataset-fashion-mnist)")
     parser.add_argument("--out", help="folder of the JSON file (default: benchmarks/results)")
+    parser.add_argument("--save-model", help="also write the trained model to this file "
+                        "(for benchmarks/layout_gap.py)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -104,6 +106,8 @@ def main():
     train_s = time.perf_counter() - start
     epochs = estimator.epochs_
     test_embedding = estimator.transform(x_test)
+    if args.save_model:
+        estimator.save(args.save_model)
     rows = {"t-SimCNE": {
         "knn_accuracy": knn_accuracy(train_embedding, y_train, test_embedding, y_test),
         "train_s": train_s, "epochs": list(epochs), "backbone": args.backbone,
