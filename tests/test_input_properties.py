@@ -516,6 +516,6 @@ def test_lists_mixing_intensity_scales_are_refused_naming_two_images(scales, dat
     n_before = data.draw(st.integers(1, 3), label="images of the first scale")
     images = [np.zeros((8, 8), first)] * n_before + [np.zeros((8, 8), other)]
     with pytest.raises(ValueError, match=re.escape(
-            f"The images of X mix intensity scales: image 0 holds ") + r".*" + re.escape(
+            "The images of X mix intensity scales: image 0 holds ") + r".*" + re.escape(
             f"({first}) but image {n_before} holds ") + r".*" + re.escape(f"({other})")):
         as_image_stack(images)
