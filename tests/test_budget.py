@@ -34,6 +34,15 @@ def test_planned_seconds_of_parts_of_a_plan_add_up():
     assert budget.planned_seconds(plan, COSTS) + COSTS.embed_s == planned_seconds(plan)
 
 
+def test_only_the_readout_of_a_three_stage_plan_costs_a_readout_epoch_and_its_setup():
+    assert [COSTS.epoch_seconds(stage, 3) for stage in range(3)] == [
+        COSTS.epoch_s, COSTS.readout_epoch_s, COSTS.epoch_s]
+    assert [COSTS.setup_seconds(stage, 3) for stage in range(3)] == [
+        0.0, COSTS.readout_setup_s, 0.0]
+    # A one-stage plan trains the 2-D network directly: whole-network epochs.
+    assert (COSTS.epoch_seconds(0, 1), COSTS.setup_seconds(0, 1)) == (COSTS.epoch_s, 0.0)
+
+
 def test_a_run_on_pace_keeps_its_plan():
     plan = (100, 40, 20)
     # Pre-training took the predicted 200 s; 50 s of stages and embedding follow.

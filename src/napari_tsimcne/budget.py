@@ -76,6 +76,22 @@ class StageCosts:
     readout_setup_s: float
     embed_s: float
 
+    def epoch_seconds(self, stage: int, n_stages: int) -> float:
+        """Seconds of an epoch of stage ``stage`` (0-based) of an ``n_stages``-stage plan.
+
+        The readout stage of a three-stage plan costs ``readout_epoch_s``;
+        every other stage runs the whole network, ``epoch_s``.
+        """
+        return self.readout_epoch_s if _is_readout(stage, n_stages) else self.epoch_s
+
+    def setup_seconds(self, stage: int, n_stages: int) -> float:
+        """Seconds once before stage ``stage``: the readout stage's cache and graph, else 0."""
+        return self.readout_setup_s if _is_readout(stage, n_stages) else 0.0
+
+
+def _is_readout(stage: int, n_stages: int) -> bool:
+    return n_stages == 3 and stage == 1
+
 
 def plan_epochs(budget_s: float, costs: StageCosts, split) -> tuple[int, int, int]:
     """Epochs (pre-training, readout, fine-tuning) that fill ``budget_s`` seconds.
@@ -109,7 +125,8 @@ def planned_seconds(epochs, costs: StageCosts, stages=slice(None)) -> float:
     ``epochs`` is ``(pre-training, readout, fine-tuning)``; the readout stage
     includes its setup.  The final embedding is not included.
     """
-    per_stage = [_setup_seconds(stage, costs) + n * _epoch_seconds(stage, costs)
+    n_stages = len(epochs)
+    per_stage = [costs.setup_seconds(stage, n_stages) + n * costs.epoch_seconds(stage, n_stages)
                  for stage, n in enumerate(epochs)]
     return sum(per_stage[stages])
 
@@ -137,17 +154,17 @@ def revise_plan(epochs, next_stage: int, spent_s: float, left_s: float,
     learning rate anneals over its planned epochs, so lengthening one later
     would raise its rate again; the boundary lengthens the later stages instead.
     """
-    within = epochs_done > 0
+    within, n_stages = epochs_done > 0, len(epochs)
     done_s = (planned_seconds(epochs, costs, slice(0, next_stage))
-              + epochs_done * _epoch_seconds(next_stage, costs)
-              + (_setup_seconds(next_stage, costs) if within else 0.0))
+              + epochs_done * costs.epoch_seconds(next_stage, n_stages)
+              + (costs.setup_seconds(next_stage, n_stages) if within else 0.0))
     pace = spent_s / max(done_s, 1e-9)
     to_come = [0 if stage < next_stage else n for stage, n in enumerate(epochs)]
     to_come[next_stage] -= epochs_done
-    epochs_s = sum(n * _epoch_seconds(stage, costs) for stage, n in enumerate(to_come))
+    epochs_s = sum(n * costs.epoch_seconds(stage, n_stages) for stage, n in enumerate(to_come))
     # Only epochs change, not the setup of a stage not yet begun or the final embedding.
     fixed_s = costs.embed_s + sum(
-        _setup_seconds(stage, costs) for stage in range(next_stage + within, len(epochs)))
+        costs.setup_seconds(stage, n_stages) for stage in range(next_stage + within, n_stages))
     available_s = max(left_s / pace - fixed_s, 0.0)
     share = available_s / max(epochs_s, 1e-9)
     if within:
@@ -170,13 +187,6 @@ def revise_plan(epochs, next_stage: int, spent_s: float, left_s: float,
         revised[next_stage] = epochs_done + int(to_come[next_stage] * shares[next_stage])
     return tuple(revised)
 
-
-def _epoch_seconds(stage: int, costs: StageCosts) -> float:
-    return costs.readout_epoch_s if stage == 1 else costs.epoch_s
-
-
-def _setup_seconds(stage: int, costs: StageCosts) -> float:
-    return costs.readout_setup_s if stage == 1 else 0.0
 
 
 def measure_costs(backbone: str, images, augment, *, batch_size: int, hidden_dim: int,

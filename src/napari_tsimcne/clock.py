@@ -90,14 +90,11 @@ class TimeLeft(Callback):
                 rest += self._setup_seconds(index)
         return rest
 
-    def _is_readout(self, stage: int) -> bool:
-        return len(self.stages) == 3 and stage == 1
-
     def _epoch_seconds(self, stage: int) -> float:
-        return self.costs.readout_epoch_s if self._is_readout(stage) else self.costs.epoch_s
+        return self.costs.epoch_seconds(stage, len(self.stages))
 
     def _setup_seconds(self, stage: int) -> float:
-        return self.costs.readout_setup_s if self._is_readout(stage) else 0.0
+        return self.costs.setup_seconds(stage, len(self.stages))
 
     def _tell(self, seconds: float) -> None:
         self.seconds_left = seconds
