@@ -41,11 +41,11 @@ import torch
 from sklearn.neighbors import NearestNeighbors
 
 from _common import write_json
-from napari_tsimcne import TSimCNE
 from napari_tsimcne.feature_cache import CACHE_BATCH_SIZE
 from napari_tsimcne.heads import ProjectionHead
 from napari_tsimcne.loss import CauchyInfoNCELoss
 from napari_tsimcne.metrics import knn_accuracy, pixel_tsne_baseline
+from napari_tsimcne.model import TSimCNEModel
 from napari_tsimcne.neighbors import neighbor_graph, partners
 from napari_tsimcne.schedule import HEAD_LR, NEIGHBORS
 from quality import load_split
@@ -88,13 +88,12 @@ def main():
     args = parser.parse_args()
 
     x_train, y_train, x_test, y_test = load_split(args.dataset, args.n_train, args.n_test)
-    estimator = TSimCNE.load(args.model, device="cpu")
-    h_train = estimator.transform(x_train, features=True)
-    h_test = estimator.transform(x_test, features=True)
-    rows = {"kNN in H": {"held_out": knn_accuracy(h_train, y_train, h_test, y_test),
-                         "train_cv": knn_accuracy(h_train, y_train)}}
-    rows["t-SimCNE"] = scores(estimator.transform(x_train), estimator.transform(x_test),
-                              y_train, y_test)
+    model = TSimCNEModel.load(args.model, device="cpu")
+    # One forward pass per split gives both the map and the features.
+    map_train, h_train = model.transform(x_train, return_features=True)
+    map_test, h_test = model.transform(x_test, return_features=True)
+    rows = {"kNN in H": scores(h_train, h_test, y_train, y_test),
+            "t-SimCNE": scores(map_train, map_test, y_train, y_test)}
     rows["openTSNE of H"] = scores(*pixel_tsne_baseline(h_train, h_test, random_state=args.seed),
                                    y_train, y_test)
 
@@ -116,7 +115,7 @@ def main():
                            "steps": args.free_steps, "seconds": time.perf_counter() - start}
 
     start = time.perf_counter()
-    head = ProjectionHead(features.shape[1], 2, estimator.hidden_dim)
+    head = ProjectionHead(features.shape[1], 2, model.params["hidden_dim"])
     head.replace_readout(2)
     train_layout(lambda i: head(features[i]), list(head.parameters()), graph, args.head_steps,
                  HEAD_LR, args.seed)

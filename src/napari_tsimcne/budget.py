@@ -188,7 +188,6 @@ def revise_plan(epochs, next_stage: int, spent_s: float, left_s: float,
     return tuple(revised)
 
 
-
 def measure_costs(backbone: str, images, augment, *, batch_size: int, hidden_dim: int,
                   accelerations: Accelerations, cached_readout: bool) -> StageCosts:
     """Time real steps of a fresh network like the one to be trained.
