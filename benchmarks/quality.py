@@ -8,7 +8,7 @@ generated shapes of :func:`napari_tsimcne.synthetic.make_shapes` instead
 (class carried by form alone; pixel neighbours mislead), the first
 ``--n-train`` of ``--n-train + --n-test`` images for training.
 
-With ``--budget-minutes`` the estimator plans the epochs of the three stages
+With ``--budget-minutes`` the estimator plans the epochs of the stages
 itself (``TSimCNE(time_budget=...)``, which times real steps on this
 machine); otherwise ``--epochs`` is used as given.  ``--recipe paper`` runs
 the paper's 2-D stages instead of the default ``neighbors`` recipe.  ``--baselines`` adds openTSNE
@@ -31,7 +31,9 @@ Benchmark 3 on a GPU: all 60,000 training images, a reduced paper schedule:
 
 It reports the seconds per epoch and training views per second as well,
 over the whole run and, from the epochs' end times, the median epoch of
-every stage.  ``--data-dir`` reads Fashion-MNIST's four IDX files from
+every stage; and the cross-validated kNN accuracy of the training images'
+map at the end of every 2-D stage (so that what each stage added is seen
+within one run).  ``--data-dir`` reads Fashion-MNIST's four IDX files from
 another folder.
 """
 
@@ -89,7 +91,7 @@ def main():
 
     x_train, y_train, x_test, y_test = load_split(args.dataset, args.n_train, args.n_test,
                                                   args.data_dir)
-    clock = EpochClock()
+    clock, stage_maps = EpochClock(), StageMaps(y_train)
     lr = "auto" if args.lr == ["auto"] else tuple(float(r) for r in args.lr)
     lr = lr[0] if isinstance(lr, tuple) and len(lr) == 1 else lr
     estimator = TSimCNE(
@@ -99,7 +101,7 @@ def main():
         hidden_dim=args.hidden_dim, augmentation=args.augmentation,
         crop_scale=tuple(args.crop_scale), device=args.device, random_state=args.seed,
         image_size=args.image_size or "auto", verbose=True,
-        precision=args.precision, callbacks=[clock],
+        precision=args.precision, callbacks=[clock, stage_maps],
     )
     start = time.perf_counter()
     train_embedding = estimator.fit_transform(x_train)
@@ -117,6 +119,7 @@ def main():
         / train_s,
         "median_epoch_s_per_stage": clock.median_epoch_s(),
         "final_losses": [float(h[-1]) for h in estimator.loss_history_ if len(h)],
+        "training_map_knn_per_stage": stage_maps.accuracies,
     }}
     print(f"t-SimCNE: kNN {rows['t-SimCNE']['knn_accuracy']:.3f}, {train_s:.0f} s", flush=True)
     if args.baselines:
@@ -159,6 +162,24 @@ class EpochClock:
         """
         return [float(np.median(np.diff(ends))) if len(ends) > 1 else None
                 for ends in self.ends.values()]
+
+
+class StageMaps:
+    """A training callback that scores the training images' map at the end of every 2-D stage.
+
+    ``accuracies`` maps the stage (0-based) to the kNN accuracy of a held-out
+    tenth of the training images among the rest (:func:`knn_accuracy`).
+    """
+
+    def __init__(self, labels):
+        self.labels, self.accuracies = labels, {}
+
+    def __call__(self, stage: int, epoch: int, loss: float) -> None:
+        pass
+
+    def on_stage_end(self, stage: int, embedding) -> None:
+        if embedding.shape[1] == 2:
+            self.accuracies[stage] = knn_accuracy(embedding, self.labels)
 
 
 def load_split(dataset: str, n_train: int, n_test: int, data_dir=None):

@@ -71,7 +71,7 @@ def test_fit_npy_writes_map_model_and_plot(fit_output):
     rows = assert_map_files(fit_output, N_IMAGES)
     model = TSimCNE.load(fit_output / "model.pt", device="cpu")
     assert model.image_shape_ == (16, 16, 1)
-    assert [len(h) for h in model.loss_history_] == [1, 1, 1]
+    assert [len(h) for h in model.loss_history_] == [1, 1, 1, 1]
     np.testing.assert_allclose(model.embedding_[:, 1], [float(r["y"]) for r in rows], rtol=1e-6)
 
 
@@ -332,8 +332,8 @@ def test_fit_writes_checkpoints_and_resume_continues_to_the_same_map(stack, tmp_
                  *training]) == 0
     uninterrupted = np.load(tmp_path / "out" / "embedding.npz")["embedding"]
     checkpoints = sorted((tmp_path / "out" / "checkpoints").iterdir())
-    assert [p.name for p in checkpoints] == ["checkpoint-2-00001.pt", "checkpoint-2-00002.pt"]
-    checkpoints[-1].unlink()  # as if the run had died during fine-tuning
+    assert [p.name for p in checkpoints] == ["checkpoint-2-00002.pt", "checkpoint-3-00001.pt"]
+    checkpoints[-1].unlink()  # as if the run had died in the final readout
     assert main(["fit", str(tmp_path / "images.npy"), "--out", str(tmp_path / "out"),
                  *training, "--resume"]) == 0
     resumed = np.load(tmp_path / "out" / "embedding.npz")["embedding"]

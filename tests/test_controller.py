@@ -22,16 +22,17 @@ from napari_tsimcne.plugin.layer_layout import TrainingRequest
 def test_progress_reports_epochs_and_stage_maps():
     events = []
     progress = TrainingProgress((2, 1, 3), events.append)
-    assert progress.total_epochs == 6
+    assert progress.total_epochs == 7  # with the final readout's epoch
     progress(0, 0, 5.0)
     progress.on_stage_end(0, np.random.default_rng(0).normal(size=(10, 128)))
     progress(2, 1, 3.5)
-    progress.on_stage_end(2, np.zeros((10, 2)))
+    progress.on_stage_end(3, np.zeros((10, 2)))
     assert [(e.stage, e.epoch, e.done, e.total) for e in events] == [
-        (0, 1, 1, 6), (0, 2, 2, 6), (2, 2, 5, 6), (2, 3, 6, 6)]
+        (0, 1, 1, 7), (0, 2, 2, 7), (2, 2, 5, 7), (3, 1, 7, 7)]
     assert events[1].preview and events[1].embedding.shape == (10, 2)
     assert not events[3].preview
-    assert events[0].describe() == "pre-training (1/3) · epoch 1/2 · loss 5.000"
+    assert events[0].describe() == "pre-training (1/4) · epoch 1/2 · loss 5.000"
+    assert events[3].describe() == "final readout (4/4) · epoch 1/1"
     assert not progress.should_stop()
     progress.stop()
     assert progress.should_stop()
@@ -70,7 +71,7 @@ def test_train_map_returns_map_and_features_and_stops_on_request():
     result = train_map(images, tiny((1, 1, 1)), progress)
     assert result.embedding.shape == (40, 2) and result.features.shape == (40, 64)
     assert not result.stopped_early
-    assert sum(e.embedding is not None for e in events) == 3
+    assert sum(e.embedding is not None for e in events) == 4  # a map after every stage
     embedding, features = place_on_map(result.model, images[:5])
     np.testing.assert_allclose(embedding, result.embedding[:5], atol=1e-5)
     assert features.shape == (5, 64)
@@ -92,7 +93,7 @@ def test_a_cancelled_run_keeps_its_checkpoints_and_resumes_to_the_uninterrupted_
     uninterrupted = train_map(images, replace(settings, checkpoint_dir=tmp_path / "other"),
                               TrainingProgress((3, 1, 2), lambda e: None))
     assert sorted(p.name for p in (tmp_path / "other").iterdir()) == [
-        "checkpoint-2-00001.pt", "checkpoint-2-00002.pt"]
+        "checkpoint-2-00002.pt", "checkpoint-3-00001.pt"]
 
     # Cancel as the front end does: stop() during pre-training, after its second epoch.
     cancel = TrainingProgress((3, 1, 2), lambda e: cancel.stop() if e.done == 2 else None)

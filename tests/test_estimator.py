@@ -30,7 +30,8 @@ def test_fitted_attributes_describe_the_model(fitted, images):
     assert fitted.embedding_.shape == (len(images), 2)
     assert fitted.embedding_.dtype == np.float32
     assert np.isfinite(fitted.embedding_).all()
-    assert [h.shape for h in fitted.loss_history_] == [(1,), (1,), (1,)]
+    assert [h.shape for h in fitted.loss_history_] == [(1,)] * 4  # with the final readout
+    assert fitted.epochs_ == (1, 1, 1, 1)
     assert all(h.dtype == np.float32 and np.isfinite(h).all() for h in fitted.loss_history_)
     assert isinstance(fitted.model_.network, TSimCNENetwork)
     assert not fitted.model_.network.training
@@ -167,14 +168,15 @@ def test_callbacks_see_every_epoch_and_stage_without_changing_the_result(make_es
     estimator = make_estimator(callbacks=[recorder, lambda *args: plain_calls.append(args)])
     estimator.fit(images)
 
-    assert [(stage, epoch) for stage, epoch, _ in recorder.calls] == [(0, 0), (1, 0), (2, 0)]
+    assert [(stage, epoch) for stage, epoch, _ in recorder.calls] == [
+        (0, 0), (1, 0), (2, 0), (3, 0)]
     losses = [loss for _, _, loss in recorder.calls]
     assert all(isinstance(loss, float) for loss in losses)
     np.testing.assert_allclose(losses, np.concatenate(estimator.loss_history_), rtol=1e-6)
     assert plain_calls == recorder.calls
     n = len(images)
     assert recorder.stage_ends == [(0, (n, 128), np.float32), (1, (n, 2), np.float32),
-                                   (2, (n, 2), np.float32)]
+                                   (2, (n, 2), np.float32), (3, (n, 2), np.float32)]
     assert estimator.stopped_early_ is False
     np.testing.assert_array_equal(estimator.embedding_, fitted.embedding_)
 
@@ -183,6 +185,7 @@ def test_callbacks_see_every_epoch_and_stage_without_changing_the_result(make_es
 @pytest.mark.parametrize("stop_at, expected_lengths", [
     ((1, 0), [1, 1]),          # end of the readout stage: the 2-D map exists
     ((2, 1), [1, 1, 2]),       # during fine-tuning
+    ((3, 0), [1, 1, 3, 1]),    # in the final readout
 ])
 def test_callback_returning_true_in_a_2d_stage_keeps_the_model_so_far(make_estimator, images,
                                                                       stop_at, expected_lengths):

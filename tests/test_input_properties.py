@@ -486,7 +486,7 @@ def test_training_on_degenerate_datasets_finishes_with_finite_losses(dtype, kind
     estimator = TSimCNE(**FAST_PARAMS)
     embedding = estimator.fit_transform(X)
     assert np.isfinite(embedding).all() and embedding.shape == (16, 2)
-    assert [len(losses) for losses in estimator.loss_history_] == [1, 1, 1]
+    assert [len(losses) for losses in estimator.loss_history_] == [1, 1, 1, 1]
     assert all(np.isfinite(losses).all() for losses in estimator.loss_history_)
     assert not estimator.stopped_early_
     # Nothing tells the images apart: they all land on one point.

@@ -84,7 +84,7 @@ def test_cache_holds_clean_and_augmented_features_and_leaves_the_network_as_it_w
 def test_head_run_lowers_the_loss_and_moves_only_the_head(small_network_and_images):
     network, images = small_network_and_images
     torch.manual_seed(1)
-    _, readout, _ = make_stages((1, 30, 1), lr=0.1)
+    readout = make_stages((1, 30, 1), lr=0.1)[1]
     network.head.replace_readout(2)
     backbone = {k: v.clone() for k, v in network.backbone.state_dict().items()}
     generator = torch.Generator().manual_seed(0)
@@ -99,7 +99,7 @@ def test_head_run_lowers_the_loss_and_moves_only_the_head(small_network_and_imag
 
 def test_head_run_stops_between_steps_when_asked(small_network_and_images):
     network, images = small_network_and_images
-    _, readout, _ = make_stages((1, 5, 1), lr=0.1)
+    readout = make_stages((1, 5, 1), lr=0.1)[1]
     network.head.replace_readout(2)
     generator = torch.Generator().manual_seed(0)
     run = HeadRun(network, images, readout, make_augmentation("natural", 1, (16, 16)),

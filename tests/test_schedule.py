@@ -43,13 +43,35 @@ def test_paper_plan_has_three_stages_with_the_papers_settings():
 
 def test_neighbors_plan_trains_the_head_on_cached_features_with_neighbour_positives():
     stages = make_stages((100, 30, 20), lr=0.12)
-    assert stage_table(stages, "name", "out_dim", "cached_features", "new_readout") == [
-        ("pre-training", 128, False, False),
-        ("readout", 2, True, True),
-        ("fine-tuning", 2, False, False),
+    # After fine-tuning, the final readout trains the fine-tuned head on, for
+    # the readout's epochs.
+    assert stage_table(stages, "name", "epochs", "out_dim", "cached_features",
+                       "new_readout") == [
+        ("pre-training", 100, 128, False, False),
+        ("readout", 30, 2, True, True),
+        ("fine-tuning", 20, 2, False, False),
+        ("final readout", 30, 2, True, False),
     ]
-    assert [stage.neighbor_share for stage in stages] == [0, NEIGHBOR_SHARE, NEIGHBOR_SHARE]
-    assert [stage.lr for stage in stages] == pytest.approx([0.12, HEAD_LR, 0.12 / 100])
+    assert [stage.neighbor_share for stage in stages] == [0] + [NEIGHBOR_SHARE] * 3
+    assert [stage.lr for stage in stages] == pytest.approx([0.12, HEAD_LR, 0.12 / 100, HEAD_LR])
+    assert [stage.head_only for stage in stages] == [False, True, False, True]
+
+
+@pytest.mark.parametrize("epochs, final_readout", [((100, 30, 20, 5), 5), ((100, 30, 20, 0), None),
+                                                   ((100, 30, 0), None), ((100, 0, 20), None)])
+def test_the_final_readout_follows_a_fourth_count_and_needs_fine_tuning_before_it(
+        epochs, final_readout):
+    stages = make_stages(epochs, lr=0.12)
+    last = stages[-1]
+    if final_readout is None:
+        assert last.name != "final readout"
+    else:
+        assert (last.name, last.epochs) == ("final readout", final_readout)
+
+
+def test_a_fourth_count_is_refused_for_the_paper_recipe():
+    with pytest.raises(ValueError, match="only recipe='neighbors' has"):
+        make_stages((100, 30, 20, 5), lr=0.12, recipe="paper")
 
 
 def test_unknown_recipe_is_rejected():
@@ -57,9 +79,12 @@ def test_unknown_recipe_is_rejected():
         make_stages((5, 2, 3), lr=0.1, recipe="fast")
 
 
-@pytest.mark.parametrize("epochs, lr", [((5, 2, 3), (0.2, 0.1, 0.01)), ((4,), (0.3,))])
-def test_a_tuple_gives_one_learning_rate_per_stage(epochs, lr):
-    assert tuple(stage.lr for stage in make_stages(epochs, lr=lr)) == pytest.approx(lr)
+@pytest.mark.parametrize("epochs, lr, expected", [
+    ((5, 2, 3), (0.2, 0.1, 0.01), (0.2, 0.1, 0.01, 0.1)),  # the final readout takes the readout's
+    ((4,), (0.3,), (0.3,)),
+])
+def test_a_tuple_gives_one_learning_rate_per_stage(epochs, lr, expected):
+    assert tuple(stage.lr for stage in make_stages(epochs, lr=lr)) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("lr", [(0.1, 0.1), (0.1, 0.1, 0.1, 0.1), ("fast",), (0.1, -1.0, 0.1), 0.0])
@@ -71,13 +96,13 @@ def test_learning_rates_that_do_not_fit_the_plan_are_rejected(lr):
 def test_plan_passes_dimensions_and_pretraining_loss_on():
     stages = make_stages((5, 2, 3), lr=0.1, out_dim=3, pretrain_dim=64, pretrain_loss="cosine")
     assert stage_table(stages, "out_dim", "loss") == [
-        (64, "cosine"), (3, "euclidean"), (3, "euclidean")
+        (64, "cosine"), (3, "euclidean"), (3, "euclidean"), (3, "euclidean")
     ]
 
 
 def test_warmup_is_capped_at_a_tenth_of_each_stage():
     stages = make_stages((20, 5, 30), lr=0.1, warmup_epochs=10)
-    assert [stage.warmup_epochs for stage in stages] == [2, 0, 3]
+    assert [stage.warmup_epochs for stage in stages] == [2, 0, 3, 0]
 
 
 @pytest.mark.parametrize("epochs", [(7,), 7])
@@ -102,8 +127,8 @@ def test_without_fine_tuning_the_plan_ends_with_the_readout_stage():
 
 
 @pytest.mark.parametrize("epochs", [
-    (0,), (0, 1, 1), (5, 0, 0), (1, 2), (1, 2, 3, 4), (), (-1,), (5, -1, 3), "ten", None,
-    (1.5, "x", 2),
+    (0,), (0, 1, 1), (5, 0, 0), (5, 0, 0, 3), (1, 2), (1, 2, 3, 4, 5), (), (-1,), (5, -1, 3),
+    "ten", None, (1.5, "x", 2),
 ])
 def test_invalid_epochs_are_rejected(epochs):
     with pytest.raises(ValueError, match=r"is not a training plan.*\(1000, 50, 450\)"):
@@ -205,9 +230,10 @@ def test_readout_stage_trains_only_the_readout_or_the_head(staged_training):
     trained = READOUT if recorder.recipe == "paper" else HEAD
     all_names = {name for name, _ in network.named_parameters()}
     trainable_by_stage = {(stage, epoch): names for stage, epoch, names, _ in recorder.epoch_ends}
-    assert trainable_by_stage == {
-        (0, 0): all_names, (1, 0): trained, (1, 1): trained, (2, 0): all_names
-    }
+    expected = {(0, 0): all_names, (1, 0): trained, (1, 1): trained, (2, 0): all_names}
+    if recorder.recipe == "neighbors":  # the final readout
+        expected.update({(3, 0): HEAD, (3, 1): HEAD})
+    assert trainable_by_stage == expected
 
     after_pretraining = recorder.stage_ends[0][2]
     after_readout = recorder.stage_ends[1][2]
@@ -221,6 +247,18 @@ def test_readout_stage_trains_only_the_readout_or_the_head(staged_training):
         # as pre-training left them.
         statistics = recorder.buffers_at_stage_end
         assert all(torch.equal(statistics[0][name], statistics[1][name]) for name in statistics[0])
+
+
+def test_the_final_readout_moves_only_the_fine_tuned_head(staged_training):
+    network, recorder, _ = staged_training
+    if recorder.recipe == "paper":
+        assert len(recorder.stage_ends) == 3  # the paper's plan ends with fine-tuning
+        return
+    all_names = {name for name, _ in network.named_parameters()}
+    after_fine_tuning, after_final_readout = recorder.stage_ends[2][2], recorder.stage_ends[3][2]
+    assert _changed(after_fine_tuning, after_final_readout, all_names) == HEAD
+    statistics = recorder.buffers_at_stage_end
+    assert all(torch.equal(statistics[2][name], statistics[3][name]) for name in statistics[2])
 
 
 def test_pretraining_and_fine_tuning_train_the_whole_network(staged_training):
@@ -239,10 +277,11 @@ def test_pretraining_and_fine_tuning_train_the_whole_network(staged_training):
 def test_stage_end_outputs_are_128_dimensional_then_2_dimensional(staged_training, images):
     _, recorder, history = staged_training
     n = len(images)
+    final_readout = [(3, (n, 2))] if recorder.recipe == "neighbors" else []
     assert [(stage, shape) for stage, shape, _ in recorder.stage_ends] == [
         (0, (n, 128)), (1, (n, 2)), (2, (n, 2))
-    ]
-    assert [len(losses) for losses in history] == [1, 2, 1]
+    ] + final_readout
+    assert [len(losses) for losses in history] == [1, 2, 1] + [2] * len(final_readout)
     assert all(np.isfinite(losses).all() for losses in history)
 
 
@@ -296,8 +335,8 @@ def test_train_goes_on_with_the_plan_that_replan_returns_within_a_stage(images):
     history = train(network, images, make_stages((4, 1, 3), lr=0.05),
                     make_augmentation("natural", 1, (16, 16)), batch_size=16,
                     callbacks=[Plans()], replan=replan)
-    assert [len(h) for h in history] == [2, 1, 2]
-    assert plans == [[4, 1, 3], [2, 1, 2]]
+    assert [len(h) for h in history] == [2, 1, 2, 1]
+    assert plans == [[4, 1, 3, 1], [2, 1, 2, 1]]
     # After every epoch but a stage's last; before every stage but the first;
-    # not within the readout stage on cached features.
-    assert calls == [(0, 1), (1, 0), (2, 0), (2, 1)]
+    # not within the readout stages on cached features.
+    assert calls == [(0, 1), (1, 0), (2, 0), (2, 1), (3, 0)]

@@ -5,6 +5,7 @@ Run under a virtual display: ``xvfb-run -a pytest tests/test_train_widget.py``.
 
 import numpy as np
 import pytest
+from conftest import unrevised_plan
 from plugin_helpers import (
     EXPLORER,
     N_IMAGES,
@@ -38,7 +39,7 @@ def test_training_makes_a_map_with_features(trained):
     assert record.model is not None and record.backbone_features.shape[0] == N_IMAGES
     assert not record.preview and layer.mode == "select"
     assert widget._status.value.startswith("Done: map of 48 images")
-    assert widget._progress_bar.value == widget._progress_bar.max == 3
+    assert widget._progress_bar.value == widget._progress_bar.max == 4
     assert "Explore map (napari-tsimcne)" in viewer.window.dock_widgets
 
 
@@ -52,7 +53,7 @@ def test_map_is_updated_at_every_stage(make_napari_viewer, qtbot):
         if event.embedding is not None else None
     )
     train(qtbot, widget)
-    assert seen == [(0, True, True), (1, False, False), (2, False, False)]
+    assert seen == [(0, True, True), (1, False, False), (2, False, False), (3, False, False)]
 
 
 def test_defaults_follow_the_data(make_napari_viewer):
@@ -133,7 +134,7 @@ def test_time_budget_is_the_default_schedule_and_its_plan_drives_the_progress_ba
     monkeypatch.setattr("napari_tsimcne.estimator.measure_costs", lambda *a, **k: StageCosts(
         epoch_s=1.0, readout_epoch_s=0.1, readout_setup_s=1.0, embed_s=0.1))
     # Slower than the real steps, which a revision would lengthen: the first plan is kept.
-    monkeypatch.setattr("napari_tsimcne.estimator.revise_plan", lambda epochs, *a: tuple(epochs))
+    monkeypatch.setattr("napari_tsimcne.estimator.revise_plan", unrevised_plan)
     events = []
     widget._relay.event.connect(events.append)
     widget.form.backbone.value = "resnet10-w8"
@@ -146,7 +147,8 @@ def test_time_budget_is_the_default_schedule_and_its_plan_drives_the_progress_ba
     assert events[0].done == 0 and events[0].total == sum(model.epochs)
     # The estimate comes with the plan, before the first epoch: the fixed costs predict it.
     assert events[0].seconds_left == pytest.approx(
-        model.epochs[0] + 1.0 + 0.1 * model.epochs[1] + model.epochs[2] + 0.1)
+        model.epochs[0] + 1.0 + 0.1 * model.epochs[1] + model.epochs[2] + 1.0
+        + 0.1 * model.epochs[3] + 0.1)
     assert "left" in events[0].describe() and all(e.seconds_left is not None for e in events)
     assert widget._progress_bar.max == sum(model.epochs) == widget._progress_bar.value
     widget.form.schedule.value = "custom"
@@ -209,11 +211,11 @@ def test_cancel_keeps_checkpoints_and_resume_finishes_the_map(make_napari_viewer
     assert errors == []
     layer = viewer.layers["blobs map"]
     assert layer.data.shape == (N_IMAGES, 2)
-    assert [len(h) for h in map_record(layer).model.loss_history] == [3, 1, 1]
+    assert [len(h) for h in map_record(layer).model.loss_history] == [3, 1, 1, 1]
     assert widget._status.value.startswith("Done: map of 48 images")
-    assert widget._progress_bar.value == widget._progress_bar.max == 5
-    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-1-00001.pt",
-                                                       "checkpoint-2-00001.pt"]
+    assert widget._progress_bar.value == widget._progress_bar.max == 6
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-2-00001.pt",
+                                                       "checkpoint-3-00001.pt"]
 
     first = map_record(layer)
     widget.form.seed.value = 1  # another run: its checkpoints do not fit

@@ -26,17 +26,18 @@ import torch
 from .feature_cache import CACHE_BATCH_SIZE, CACHED_VIEWS
 from .loss import make_loss
 from .network import TSimCNENetwork
+from .schedule import Stage, make_stages
 from .trainer import Accelerations, inference_batch_size, training_step
 
 __all__ = ["BUDGET_SPLIT", "StageCosts", "measure_costs", "plan_epochs", "planned_seconds",
            "revise_plan"]
 
-#: Shares of the budget of pre-training, the readout stage and fine-tuning,
-#: per recipe.  From the stage analysis on Fashion-MNIST
-#: (``benchmarks/RESULTS.md``): the features gain most per minute in
-#: pre-training, the cached readout needs seconds, and tens of fine-tuning
-#: epochs add about 0.01 held-out kNN accuracy.
-BUDGET_SPLIT = {"neighbors": (0.80, 0.05, 0.15), "paper": (0.70, 0.05, 0.25)}
+#: Shares of the budget of the stages (pre-training, readout, fine-tuning and,
+#: for ``"neighbors"``, the final readout), per recipe.  From the stage
+#: analysis on Fashion-MNIST (``benchmarks/RESULTS.md``): the features gain
+#: most per minute in pre-training, a cached readout needs seconds, and tens
+#: of fine-tuning epochs add about 0.01 held-out kNN accuracy.
+BUDGET_SPLIT = {"neighbors": (0.75, 0.05, 0.15, 0.05), "paper": (0.70, 0.05, 0.25)}
 #: A revised plan is lengthened only when it would leave more than this share
 #: of the time left unused, and at most by :data:`MAX_LENGTHENING` times (a
 #: pace measured over one short stage is a rough guide).
@@ -45,7 +46,7 @@ MAX_LENGTHENING = 2.0
 #: Within a stage, a plan is lengthened only up to this share of the stage
 #: done (the learning rate then rises from at least 85% of its peak).
 LENGTHEN_WITHIN = 0.25
-#: A plan that is shortened keeps the readout stage whole while it costs at
+#: A plan that is shortened keeps the readout stages whole while they cost at
 #: most this share of the time left: a 15-minute run whose pre-training
 #: overran and whose readout was cut from 201 epochs to 1 mapped its held-out
 #: images at kNN 0.556, against about 0.72 to 0.76 in runs that kept it whole.
@@ -64,9 +65,9 @@ class StageCosts:
     epoch_s
         An epoch through the whole network (pre-training, fine-tuning).
     readout_epoch_s
-        An epoch of the readout stage.
+        An epoch of a readout stage.
     readout_setup_s
-        Once before the readout stage (the feature cache and neighbour graph).
+        Once before a readout stage on cached features (the cache and neighbour graph).
     embed_s
         One forward pass over all images (the map at the end of training).
     """
@@ -76,30 +77,26 @@ class StageCosts:
     readout_setup_s: float
     embed_s: float
 
-    def epoch_seconds(self, stage: int, n_stages: int) -> float:
-        """Seconds of an epoch of stage ``stage`` (0-based) of an ``n_stages``-stage plan.
+    def epoch_seconds(self, stage: Stage) -> float:
+        """Seconds of an epoch of ``stage``: ``readout_epoch_s`` if it trains the head
+        alone, else ``epoch_s`` (the whole network)."""
+        return self.readout_epoch_s if stage.head_only else self.epoch_s
 
-        The readout stage of a three-stage plan costs ``readout_epoch_s``;
-        every other stage runs the whole network, ``epoch_s``.
-        """
-        return self.readout_epoch_s if _is_readout(stage, n_stages) else self.epoch_s
-
-    def setup_seconds(self, stage: int, n_stages: int) -> float:
-        """Seconds once before stage ``stage``: the readout stage's cache and graph, else 0."""
-        return self.readout_setup_s if _is_readout(stage, n_stages) else 0.0
+    def setup_seconds(self, stage: Stage) -> float:
+        """Seconds once before ``stage``: a cached readout's cache and graph, else 0."""
+        return self.readout_setup_s if stage.cached_features else 0.0
 
 
-def _is_readout(stage: int, n_stages: int) -> bool:
-    return n_stages == 3 and stage == 1
+def plan_epochs(budget_s: float, costs: StageCosts, recipe: str) -> tuple[int, ...]:
+    """Epochs per stage of ``recipe``'s plan that fill ``budget_s`` seconds.
 
-
-def plan_epochs(budget_s: float, costs: StageCosts, split) -> tuple[int, int, int]:
-    """Epochs (pre-training, readout, fine-tuning) that fill ``budget_s`` seconds.
-
-    Every stage gets at least one epoch; raises ``ValueError`` if even that
-    does not fit, naming the least budget that does.
+    The budget is split over the stages by :data:`BUDGET_SPLIT`.  Every stage
+    gets at least one epoch; raises ``ValueError`` if even that does not fit,
+    naming the least budget that does.
     """
-    minimum_s = 2 * costs.epoch_s + costs.readout_setup_s + costs.readout_epoch_s + costs.embed_s
+    split = BUDGET_SPLIT[recipe]
+    stages = make_stages((1,) * 3, lr=1.0, recipe=recipe)  # the kinds of stage, for their costs
+    minimum_s = planned_seconds(stages, costs) + costs.embed_s
     if budget_s < minimum_s:
         raise ValueError(
             f"A time budget of {budget_s:.0f} s is too short for these images on this machine: "
@@ -107,33 +104,32 @@ def plan_epochs(budget_s: float, costs: StageCosts, split) -> tuple[int, int, in
             f"{math.ceil(minimum_s * 1.2)} s, or train on fewer or smaller images "
             "(image_size)."
         )
-    # What every plan costs once (the readout stage's cache, the final map), then
+    # What every plan costs once (the readout stages' caches, the final map), then
     # the stages' shares of the rest.
-    available_s = budget_s - costs.embed_s - costs.readout_setup_s
-    readout = max(1, int(available_s * split[1] / costs.readout_epoch_s))
-    finetune = max(1, int(available_s * split[2] / costs.epoch_s))
+    available_s = budget_s - costs.embed_s - sum(costs.setup_seconds(stage) for stage in stages)
+    later = [max(1, int(available_s * share / costs.epoch_seconds(stage)))
+             for stage, share in zip(stages[1:], split[1:])]
     # A stage raised to its one epoch takes its time from pre-training.
-    pretrain_s = available_s - readout * costs.readout_epoch_s - finetune * costs.epoch_s
+    pretrain_s = available_s - sum(n * costs.epoch_seconds(stage)
+                                   for stage, n in zip(stages[1:], later))
     pretrain = max(1, min(int(available_s * split[0] / costs.epoch_s),
                           int(pretrain_s / costs.epoch_s)))
-    return pretrain, readout, finetune
+    return (pretrain, *later)
 
 
-def planned_seconds(epochs, costs: StageCosts, stages=slice(None)) -> float:
-    """Seconds that ``costs`` predict for the ``stages`` (a slice) of the plan ``epochs``.
+def planned_seconds(stages, costs: StageCosts, part=slice(None)) -> float:
+    """Seconds that ``costs`` predict for the ``part`` (a slice) of the plan ``stages``.
 
-    ``epochs`` is ``(pre-training, readout, fine-tuning)``; the readout stage
-    includes its setup.  The final embedding is not included.
+    ``stages`` are :class:`~napari_tsimcne.schedule.Stage` objects; a cached
+    readout stage includes its setup.  The final embedding is not included.
     """
-    n_stages = len(epochs)
-    per_stage = [costs.setup_seconds(stage, n_stages) + n * costs.epoch_seconds(stage, n_stages)
-                 for stage, n in enumerate(epochs)]
-    return sum(per_stage[stages])
+    return sum(costs.setup_seconds(stage) + stage.epochs * costs.epoch_seconds(stage)
+               for stage in list(stages)[part])
 
 
-def revise_plan(epochs, next_stage: int, spent_s: float, left_s: float,
-                costs: StageCosts, epochs_done: int = 0) -> tuple[int, int, int]:
-    """The plan ``epochs`` with what is still to come fitted to ``left_s`` seconds.
+def revise_plan(stages, next_stage: int, spent_s: float, left_s: float,
+                costs: StageCosts, epochs_done: int = 0) -> tuple[int, ...]:
+    """The epochs of the plan ``stages`` with what is still to come fitted to ``left_s`` seconds.
 
     Training has done the stages before ``next_stage`` and the first
     ``epochs_done`` epochs of it, in ``spent_s`` seconds; compared with what
@@ -154,17 +150,20 @@ def revise_plan(epochs, next_stage: int, spent_s: float, left_s: float,
     learning rate anneals over its planned epochs, so lengthening one later
     would raise its rate again; the boundary lengthens the later stages instead.
     """
-    within, n_stages = epochs_done > 0, len(epochs)
-    done_s = (planned_seconds(epochs, costs, slice(0, next_stage))
-              + epochs_done * costs.epoch_seconds(next_stage, n_stages)
-              + (costs.setup_seconds(next_stage, n_stages) if within else 0.0))
+    stages = list(stages)
+    epochs = [stage.epochs for stage in stages]
+    within, current = epochs_done > 0, stages[next_stage]
+    done_s = (planned_seconds(stages, costs, slice(0, next_stage))
+              + epochs_done * costs.epoch_seconds(current)
+              + (costs.setup_seconds(current) if within else 0.0))
     pace = spent_s / max(done_s, 1e-9)
-    to_come = [0 if stage < next_stage else n for stage, n in enumerate(epochs)]
+    to_come = [0 if index < next_stage else n for index, n in enumerate(epochs)]
     to_come[next_stage] -= epochs_done
-    epochs_s = sum(n * costs.epoch_seconds(stage, n_stages) for stage, n in enumerate(to_come))
+    to_come_s = [n * costs.epoch_seconds(stage) for stage, n in zip(stages, to_come)]
+    epochs_s = sum(to_come_s)
     # Only epochs change, not the setup of a stage not yet begun or the final embedding.
     fixed_s = costs.embed_s + sum(
-        costs.setup_seconds(stage, n_stages) for stage in range(next_stage + within, n_stages))
+        costs.setup_seconds(stage) for stage in stages[next_stage + within:])
     available_s = max(left_s / pace - fixed_s, 0.0)
     share = available_s / max(epochs_s, 1e-9)
     if within:
@@ -174,12 +173,12 @@ def revise_plan(epochs, next_stage: int, spent_s: float, left_s: float,
     elif 1.0 <= share <= 1.0 + SLACK:
         return tuple(epochs)
     shares = [min(share, MAX_LENGTHENING)] * len(epochs)
-    readout_s = to_come[1] * costs.readout_epoch_s
+    readout_s = sum(s for stage, s in zip(stages, to_come_s) if stage.head_only)
     if share < 1.0 and 0.0 < readout_s <= READOUT_KEPT * available_s < epochs_s:
-        # A readout stage on cached features costs seconds, and a map cut to a
-        # few of its epochs is not laid out: the other stages give up the time.
-        shares = [(available_s - readout_s) / (epochs_s - readout_s)] * len(epochs)
-        shares[1] = 1.0
+        # A readout stage costs little (seconds on cached features), and a map cut
+        # to a few of its epochs is not laid out: the other stages give up the time.
+        shares = [1.0 if stage.head_only else
+                  (available_s - readout_s) / (epochs_s - readout_s) for stage in stages]
     revised = list(epochs)
     for stage in range(next_stage, len(epochs)):
         revised[stage] = max(1, int(to_come[stage] * shares[stage]))

@@ -303,7 +303,8 @@ def _add_training_arguments(parser, *, epochs_default: str, minutes_default: str
     schedule.add_argument(
         "--epochs", type=int, nargs="+", default=None, metavar="N",
         help="epochs of pre-training, readout and fine-tuning (three numbers; the paper "
-        "uses 1000 50 450 on a GPU), or one number to train the 2-D map directly "
+        "uses 1000 50 450 on a GPU; a fourth sets the final readout's, by default the "
+        "readout's), or one number to train the 2-D map directly "
         f"(default: {epochs_default})",
     )
     _add_device_argument(parser)
@@ -501,7 +502,7 @@ def run_info(args) -> None:
     folder = model.checkpoint_folder
     print("Checkpoints:  " + (f"written to {folder}" if folder else "none written"))
     print("Loss per stage (first epoch -> last epoch):")
-    stages = make_stages(model.epochs, lr=1.0)
+    stages = make_stages(model.epochs, lr=1.0, recipe=model.params["recipe"])
     for stage, losses in zip(stages, model.loss_history):
         print(f"  {stage.name:<13} {len(losses):>5} epochs  {losses[0]:.4f} -> {losses[-1]:.4f}")
     if model.stopped_early:

@@ -68,8 +68,9 @@ class TimeLeft(Callback):
     def __call__(self, stage: int, epoch: int, loss: float) -> bool:
         now = time.perf_counter()
         self.measured_s += now - self.last_epoch_end
-        self.predicted_s += self._epoch_seconds(stage) + (
-            self._setup_seconds(stage) if epoch == 0 else 0.0)
+        current = self.stages[stage]
+        self.predicted_s += self.costs.epoch_seconds(current) + (
+            self.costs.setup_seconds(current) if epoch == 0 else 0.0)
         self.last_epoch_end = now
         self.position = (stage, epoch + 1)
         self._tell(self._predicted_rest(stage, epoch + 1) * self._pace())
@@ -85,16 +86,10 @@ class TimeLeft(Callback):
         for index in range(stage, len(self.stages)):
             first = epoch if index == stage else 0
             left = max(self.stages[index].epochs - first, 0)
-            rest += left * self._epoch_seconds(index)
+            rest += left * self.costs.epoch_seconds(self.stages[index])
             if first == 0 and left:
-                rest += self._setup_seconds(index)
+                rest += self.costs.setup_seconds(self.stages[index])
         return rest
-
-    def _epoch_seconds(self, stage: int) -> float:
-        return self.costs.epoch_seconds(stage, len(self.stages))
-
-    def _setup_seconds(self, stage: int) -> float:
-        return self.costs.setup_seconds(stage, len(self.stages))
 
     def _tell(self, seconds: float) -> None:
         self.seconds_left = seconds

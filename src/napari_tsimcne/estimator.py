@@ -18,7 +18,7 @@ from . import data, distributed
 from .augmentation import check_augmentation, make_augmentation
 from .axes import check_axes
 from .backbones import parse_backbone_name
-from .budget import BUDGET_SPLIT, measure_costs, plan_epochs, revise_plan
+from .budget import measure_costs, plan_epochs, revise_plan
 from .callbacks import Callback
 from .checkpoint import (
     CheckpointFolder, check_same_run, checkpoint_size, fingerprint, read_resume_state,
@@ -36,8 +36,8 @@ from .memory import check_training_memory
 from .model import TSimCNEModel, current_versions, storable_params
 from .network import TSimCNENetwork
 from .schedule import (
-    PAPER_EPOCHS, batch_size_for, check_epochs, check_recipe, default_learning_rate,
-    make_stages, stage_learning_rates,
+    PAPER_EPOCHS, batch_size_for, check_recipe, default_learning_rate, make_stages, stage_epochs,
+    stage_learning_rates,
 )
 from .trainer import Accelerations, TrainingStopped, embed, inference_batch_size, train
 
@@ -80,6 +80,8 @@ class TSimCNE(TransformerMixin, BaseEstimator):
     epochs : tuple of int, default (1000, 50, 450)
         Epochs of the stages (pre-training, readout, fine-tuning), as in the
         paper; ``(n,)`` trains the 2-D network directly for ``n`` epochs.
+        With ``recipe="neighbors"`` a fourth count sets the final readout's
+        epochs, which are otherwise the readout's (0 leaves the stage out).
         On a CPU try a few dozen, e.g. ``(40, 5, 15)``.
     batch_size : int or "auto", default "auto"
         Images per step ``b``; the loss sees ``2b`` views.  At most the number
@@ -102,7 +104,8 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         Peak learning rate of pre-training.  With ``recipe="paper"`` the
         readout stage uses it too and fine-tuning ``lr / 1000``; with
         ``recipe="neighbors"`` the readout stage uses Adam at 1e-3 and
-        fine-tuning ``lr / 100``.  A tuple gives one rate per stage.  ``"auto"`` is the
+        fine-tuning ``lr / 100``.  A tuple gives one rate per stage of
+        pre-training, readout and fine-tuning; the final readout uses the readout's.  ``"auto"`` is the
         paper's ``0.03 * batch_size / 256``, tuned for its 1000 epochs of
         pre-training, and at least 0.12 when pre-training is shorter than that,
         which measured better for short CPU schedules (see
@@ -176,8 +179,9 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         backbone features in the readout stage (an epoch there costs seconds)
         and takes 80% of the 2-D stages' positive pairs from the 15 nearest
         neighbours of each image in the features ``H``, which keeps more of
-        what the features know in the map (``benchmarks/RESULTS.md``); see
-        :mod:`napari_tsimcne.schedule`.
+        what the features know in the map (``benchmarks/RESULTS.md``); after
+        fine-tuning it trains the head once more on cached fine-tuned features
+        (a fourth stage, the *final readout*); see :mod:`napari_tsimcne.schedule`.
     time_budget : float or None, default None
         Seconds that training may take.  ``fit`` then times real steps on this
         machine and plans the epochs of each stage to fill the budget (see
@@ -222,7 +226,8 @@ class TSimCNE(TransformerMixin, BaseEstimator):
     stopped_early_ : bool
         Whether a callback stopped training.
     epochs_ : tuple of int
-        Epochs per stage of the training: ``epochs``, or the plan for ``time_budget``.
+        Epochs per stage of the training: ``epochs`` (with the final
+        readout's count for ``recipe="neighbors"``), or the plan for ``time_budget``.
     batch_size_ : int
     augmentation_ : str or callable
         The batch size and augmentation the training used (``"auto"`` resolved).
@@ -364,17 +369,17 @@ class TSimCNE(TransformerMixin, BaseEstimator):
                           cached_readout=self.recipe == "neighbors")
         costs = None
         if self.time_budget is None:
-            epochs = self.epochs
+            epochs = stage_epochs(self.epochs, self.recipe)
         elif resume_state is not None:  # the interrupted run's plan
             epochs = tuple(resume_state["metadata"]["epochs"])
         else:
             costs = measure()
             budget_left = _check_time_budget(self.time_budget) - (time.perf_counter() - start)
             epochs = distributed.same_on_all_processes(
-                plan_epochs(budget_left, costs, BUDGET_SPLIT[self.recipe]))
+                plan_epochs(budget_left, costs, self.recipe))
         lr = self.lr
         if _is_auto(lr):
-            lr = default_learning_rate(batch_size, pretrain_epochs=check_epochs(epochs)[0])
+            lr = default_learning_rate(batch_size, pretrain_epochs=epochs[0])
         stages_for = partial(
             make_stages, lr=lr, out_dim=self.out_dim, pretrain_dim=self.pretrain_dim,
             pretrain_loss=self.pretrain_loss, warmup_epochs=self.warmup_epochs,
@@ -456,7 +461,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
                             device=device),
             loss_history=history,
             stopped_early=stopped,
-            epochs=check_epochs(run["epochs"]),
+            epochs=tuple(run["epochs"]),
             batch_size=batch_size,
             augmentation=augmentation,
             random_state=random_state,
@@ -474,13 +479,13 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         the number of images waits for the images.
         """
         check_recipe(self.recipe)
-        epochs = check_epochs(self.epochs)
+        epochs = stage_epochs(self.epochs, self.recipe)
         if self.time_budget is not None:
             _check_time_budget(self.time_budget)
         if not _is_auto(self.lr):
-            # A time budget plans all three stages.
-            n_stages = len(epochs) if self.time_budget is None else len(BUDGET_SPLIT[self.recipe])
-            stage_learning_rates(self.lr, n_stages, self.recipe)
+            # A time budget plans all stages; the rates are of the first three.
+            n_rates = 1 if len(epochs) == 1 and self.time_budget is None else 3
+            stage_learning_rates(self.lr, n_rates, self.recipe)
         if not _is_auto(self.batch_size):
             _check_batch_size(self.batch_size)
         if not _is_auto(self.backbone):
@@ -801,12 +806,11 @@ class _BudgetKeeper:
         self.training_start = time.perf_counter()
 
     def __call__(self, next_stage: int, stages, epochs_done: int):
-        epochs = [stage.epochs for stage in stages]
         now = time.perf_counter()
         revised = distributed.same_on_all_processes(revise_plan(
-            epochs, next_stage, now - self.training_start, self.deadline - now, self.costs,
+            stages, next_stage, now - self.training_start, self.deadline - now, self.costs,
             epochs_done))
-        if list(revised) == epochs:
+        if list(revised) == [stage.epochs for stage in stages]:
             return stages
         self.run["epochs"] = list(revised)
         return self.stages_for(revised)

@@ -141,6 +141,7 @@ def parse_epochs(text: str) -> tuple[int, ...]:
         raise ValueError(
             f"Epochs {text!r} are not a training plan: give three whole numbers for "
             "pre-training, readout and fine-tuning, such as 40, 5, 15 (the paper uses "
-            "1000, 50, 450), or one number to train the 2-D map directly."
+            "1000, 50, 450), a fourth for the final readout if it should differ from the "
+            "readout, or one number to train the 2-D map directly."
         ) from None
     return epochs
