@@ -28,7 +28,7 @@ from .defaults import (
 )
 from .errors import USER_ERRORS
 from .files import ACCEPTED_INPUTS, embedding_file_size, read_images, write_embedding
-from .schedule import PAPER_EPOCHS, batch_size_for, make_stages
+from .schedule import PAPER_EPOCHS, batch_size_for, make_stages, stage_epochs
 
 __all__ = ["DEMO_SETTINGS", "main"]
 
@@ -441,7 +441,8 @@ def run_demo(args) -> None:
     outputs.check_space(out, png_size() + model_size + SUMMARY_SIZE
                         + embedding_file_size("embedding.csv", len(train_images), train_labels)
                         + embedding_file_size("held_out.csv", len(test_images), test_labels))
-    planned = None if estimator.time_budget is not None else estimator.epochs
+    planned = (None if estimator.time_budget is not None
+               else stage_epochs(estimator.epochs, estimator.recipe))
     described = _describe(planned, estimator.time_budget, estimator.batch_size)
     print(f"Training on {len(train_images)} {args.dataset} images ({described}); "
           f"{len(test_images)} images are held out.")
@@ -628,7 +629,7 @@ def _seconds(minutes: float | None) -> float | None:
 
 
 def _describe(epochs, time_budget, batch_size) -> str:
-    """Schedule and batch, e.g. ``epochs 84 146 15 planned for 15 min 00 s, batch size 64``.
+    """Schedule and batch, e.g. ``epochs 84 146 15 146 planned for 15 min 00 s, batch size 64``.
 
     ``epochs`` None: a ``time_budget`` (seconds) whose epochs are not planned yet.
     """

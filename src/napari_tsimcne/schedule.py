@@ -13,8 +13,9 @@ One stage (``epochs=(n,)``) trains the 2-D network directly, as the paper's
 ablations do.
 
 That is ``recipe="paper"``.  The default ``recipe="neighbors"`` keeps the
-three stages but changes how the two 2-D stages learn, for maps that keep
-more of what the features know on a short budget (``benchmarks/RESULTS.md``):
+three stages, changes how the two 2-D stages learn and adds a fourth, for
+maps that keep more of what the features know on a short budget
+(``benchmarks/RESULTS.md``):
 
 2. *readout* trains the whole projection head (hidden layer and a fresh 2-D
    readout) with Adam on cached backbone features of a few augmentations of
@@ -23,10 +24,11 @@ more of what the features know on a short budget (``benchmarks/RESULTS.md``):
 3. *fine-tuning* runs at 1/100 of the base learning rate;
 4. *final readout*: the readout stage again, on a cache of the fine-tuned
    features, training the fine-tuned head on (no fresh readout), as many
-   epochs as the readout stage by default (none without fine-tuning).  Fine-tuning moves the features
-   under a head that was laid out for the earlier ones; this lays them out
-   again, in seconds (on Fashion-MNIST, held-out kNN accuracy +0.014 and the
-   training map's +0.025 on average over four runs, ``benchmarks/RESULTS.md``);
+   epochs as the readout stage by default (none without fine-tuning).
+   Fine-tuning moves the features under a head that was laid out for the
+   earlier ones; this lays them out again, in seconds (on Fashion-MNIST,
+   held-out kNN accuracy +0.012 on average over six runs and the training
+   map's +0.017 over seven, none lower, ``benchmarks/RESULTS.md``);
 
 and in all three, a share :data:`NEIGHBOR_SHARE` of the positive pairs are an
 image and one of its :data:`NEIGHBORS` nearest neighbours in the features

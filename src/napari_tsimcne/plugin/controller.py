@@ -135,7 +135,7 @@ class ProgressEvent:
 
     def describe(self) -> str:
         """One line for a status bar, e.g.
-        ``pre-training (1/3) · epoch 12/40 · loss 5.432 · about 3 min 10 s left``."""
+        ``pre-training (1/4) · epoch 12/40 · loss 5.432 · about 3 min 10 s left``."""
         text = (f"{self.stage_name} ({self.stage + 1}/{self.n_stages}) · "
                 f"epoch {self.epoch}/{self.stage_epochs}")
         if self.loss is not None:
