@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from _common import RESULTS_DIR, peak_rss_mib, write_json
-from napari_tsimcne import TSimCNE
+from napari_tsimcne import Callback, TSimCNE
 from napari_tsimcne import estimator as estimator_module
 from napari_tsimcne.datasets import load_fashion_mnist
 from napari_tsimcne.metrics import knn_accuracy, pixel_tsne_baseline
@@ -171,7 +171,7 @@ class EpochClock:
                 for ends in self.ends.values()]
 
 
-class StageMaps:
+class StageMaps(Callback):
     """A training callback that scores the map at the end of every 2-D stage.
 
     ``accuracies`` maps the stage (0-based) to ``{"held_out": ..., "training_map":
@@ -202,9 +202,6 @@ class StageMaps:
             yield
         finally:
             estimator_module.train = real_train
-
-    def __call__(self, stage: int, epoch: int, loss: float) -> None:
-        pass
 
     def on_stage_end(self, stage: int, embedding) -> None:
         if embedding.shape[1] != 2:

@@ -483,9 +483,9 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         if self.time_budget is not None:
             _check_time_budget(self.time_budget)
         if not _is_auto(self.lr):
-            # A time budget plans all stages; the rates are of the first three.
-            n_rates = 1 if len(epochs) == 1 and self.time_budget is None else 3
-            stage_learning_rates(self.lr, n_rates, self.recipe)
+            # A time budget plans every stage, whatever epochs says.
+            stage_learning_rates(self.lr, len(epochs) == 1 and self.time_budget is None,
+                                 self.recipe)
         if not _is_auto(self.batch_size):
             _check_batch_size(self.batch_size)
         if not _is_auto(self.backbone):

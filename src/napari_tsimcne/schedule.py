@@ -167,7 +167,7 @@ def make_stages(
     dropped, except that pre-training is needed before the readout can be swapped.
     """
     epochs = stage_epochs(epochs, recipe)
-    lrs = stage_learning_rates(lr, min(len(epochs), 3), recipe)
+    lrs = stage_learning_rates(lr, len(epochs) == 1, recipe)
     if len(epochs) == 1:
         (n,) = epochs
         return [Stage("training", n, out_dim, lrs[0], _warmup(n, warmup_epochs), anneal=True)]
@@ -244,9 +244,9 @@ def check_epochs(epochs) -> tuple[int, ...]:
     return epochs
 
 
-def stage_learning_rates(lr, n_stages: int, recipe: str = "neighbors") -> tuple[float, ...]:
-    """Peak learning rates from ``lr``: of the one stage, or (``n_stages=3``) of
-    pre-training, readout and fine-tuning, the final readout taking the readout's.
+def stage_learning_rates(lr, single_stage: bool, recipe: str = "neighbors") -> tuple[float, ...]:
+    """Peak learning rates from ``lr``: of the one stage of a ``single_stage`` plan,
+    else of pre-training, readout and fine-tuning (a final readout takes the readout's).
 
     ``lr`` is one number (the later stages' rates follow from it as
     :func:`make_stages` says) or one number per stage; ``ValueError`` naming
@@ -254,15 +254,16 @@ def stage_learning_rates(lr, n_stages: int, recipe: str = "neighbors") -> tuple[
     """
     if _is_number(lr):
         readout_lr = HEAD_LR if recipe == "neighbors" else lr
-        rates = (lr, readout_lr, lr / FINETUNE_LR_DIVISOR[recipe]) if n_stages == 3 else (lr,)
+        rates = (lr,) if single_stage else (lr, readout_lr, lr / FINETUNE_LR_DIVISOR[recipe])
     else:
         try:
             rates = tuple(lr) if all(_is_number(r) for r in lr) else ()
         except TypeError:  # not a sequence
             rates = ()
-        if len(rates) != n_stages:
+        n_rates = 1 if single_stage else 3
+        if len(rates) != n_rates:
             raise ValueError(
-                f"lr={lr!r} does not fit {n_stages} stage(s): pass 'auto', one number, or one "
+                f"lr={lr!r} does not fit {n_rates} stage(s): pass 'auto', one number, or one "
                 "learning rate per stage."
             )
     if not all(math.isfinite(r) and r > 0 for r in rates):
