@@ -27,8 +27,8 @@ maps that keep more of what the features know on a short budget
    epochs as the readout stage by default (none without fine-tuning).
    Fine-tuning moves the features under a head that was laid out for the
    earlier ones; this lays them out again, in seconds (on Fashion-MNIST,
-   held-out kNN accuracy +0.012 on average over seven runs and the training
-   map's +0.016 over eight, none lower, ``benchmarks/RESULTS.md``);
+   held-out kNN accuracy +0.009 on average over twelve runs, one of them
+   lower, and the training map's +0.007 over eight, ``benchmarks/RESULTS.md``);
 
 and in all three, a share :data:`NEIGHBOR_SHARE` of the positive pairs are an
 image and one of its :data:`NEIGHBORS` nearest neighbours in the features
