@@ -46,7 +46,8 @@ def main():
     torch.manual_seed(0)
     batch = torch.rand(args.batch_size, args.channels, args.size, args.size, device=args.device)
     candidates = {
-        "kornia (batched)": make_augmentation("natural", args.channels, (args.size, args.size)),
+        "kornia (batched)": make_augmentation("natural", args.channels, (args.size, args.size),
+                                              crop_scale=(0.2, 1.0)),
         "torchvision v2 (per image)": torchvision_per_image(args.size, args.channels),
     }
     times = {name: [] for name in candidates}

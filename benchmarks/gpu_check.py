@@ -196,6 +196,7 @@ def quality(run, dry_run: bool, out: Path, deadline: float) -> dict:
     data = TRAVELLING / "fashion-mnist"
     return run("quality", [
         sys.executable, "benchmarks/quality.py", *size, "--recipe", "paper",
+        "--crop-scale", "0.2", "1",
         "--budget-minutes", f"{budget_s / 60:.3f}", *(["--data-dir", str(data)] if data.is_dir()
                                                       else []),
         "--name", "quality_gpu_fmnist", "--out", str(out)], budget_s + QUALITY_OVERHEAD_S)

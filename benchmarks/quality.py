@@ -56,6 +56,7 @@ from _common import RESULTS_DIR, peak_rss_mib, write_json
 from napari_tsimcne import Callback, TSimCNE
 from napari_tsimcne import estimator as estimator_module
 from napari_tsimcne.datasets import load_fashion_mnist
+from napari_tsimcne.defaults import CROP_SCALE
 from napari_tsimcne.metrics import knn_accuracy, pixel_tsne_baseline
 from napari_tsimcne.synthetic import make_shapes
 from napari_tsimcne.trainer import embed
@@ -76,7 +77,7 @@ def main():
                         help="'auto', one peak rate, or one rate per stage")
     parser.add_argument("--hidden-dim", type=int, default=1024)
     parser.add_argument("--augmentation", default="natural")
-    parser.add_argument("--crop-scale", type=float, nargs=2, default=[0.2, 1.0])
+    parser.add_argument("--crop-scale", type=float, nargs=2, default=list(CROP_SCALE))
     parser.add_argument("--image-size", type=int, help="side to train at (default: 'auto')")
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     parser.add_argument("--seed", type=int, default=0)

@@ -9,13 +9,14 @@ parameters per call and so need a Python loop over the images.)
 Presets
 -------
 ``"natural"``
-    SimCLR's set as in the paper: random resized crop with scale (0.2, 1),
-    horizontal flip, colour jitter (0.4, 0.4, 0.4, 0.1) with p=0.8 and
-    grayscale with p=0.2.  Saturation, hue and grayscale need RGB, so for
-    images with other than 3 channels only brightness and contrast are jittered.
+    SimCLR's set as in the paper: random resized crop (the paper's scale
+    is (0.2, 1); ``crop_scale`` sets it), horizontal flip, colour jitter
+    (0.4, 0.4, 0.4, 0.1) with p=0.8 and grayscale with p=0.2.  Saturation,
+    hue and grayscale need RGB, so for images with other than 3 channels only
+    brightness and contrast are jittered.
 ``"microscopy"``
     For cells and tissue, where orientation carries no meaning and channels
-    are independent stains: random resized crop with scale (0.2, 1),
+    are independent stains: random resized crop (``crop_scale``),
     horizontal and vertical flips, 90-degree rotations (square images), and
     brightness/contrast jitter drawn independently for each channel with
     p=0.8.  No hue or grayscale; any number of channels.
@@ -31,6 +32,8 @@ from collections.abc import Callable
 import kornia.augmentation as K
 import torch
 from torch import nn
+
+from .defaults import CROP_SCALE
 
 __all__ = ["PRESETS", "RandomChannelIntensity", "check_augmentation", "make_augmentation"]
 
@@ -67,7 +70,7 @@ def make_augmentation(
     preset: str | Callable = "natural",
     n_channels: int = 3,
     image_size: tuple[int, int] = (32, 32),
-    crop_scale: tuple[float, float] = (0.2, 1.0),
+    crop_scale: tuple[float, float] = CROP_SCALE,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """Return the augmentation for a preset name, or ``preset`` itself if callable.
 
@@ -81,7 +84,8 @@ def make_augmentation(
     image_size
         ``(H, W)`` of the images; crops are resized back to it.
     crop_scale
-        Range of the crop area as a fraction of the image area.
+        Range of the crop area as a fraction of the image area
+        (default :data:`napari_tsimcne.defaults.CROP_SCALE`).
     """
     check_augmentation(preset)
     if callable(preset):
