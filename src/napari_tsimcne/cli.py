@@ -61,6 +61,8 @@ DEMO_SETTINGS = {
         "batch_size": 32,
         # The 8x8 digits are upsampled so that crops keep some stroke detail.
         "image_size": 16,
+        # The paper's crops: 0.769 here against 0.739 for (0.3, 1) and 0.744 for (0.5, 1).
+        "crop_scale": (0.2, 1.0),
         "augmentation": "natural",
     },
     "fashion-mnist": {
