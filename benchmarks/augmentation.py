@@ -23,10 +23,12 @@ from torchvision.transforms import v2
 
 from _common import write_json
 from napari_tsimcne.augmentation import make_augmentation
+from napari_tsimcne.defaults import PAPER_CROP_SCALE
 
 
 def torchvision_per_image(size: int, channels: int):
-    steps = [v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True), v2.RandomHorizontalFlip()]
+    steps = [v2.RandomResizedCrop(size, scale=PAPER_CROP_SCALE, antialias=True),
+             v2.RandomHorizontalFlip()]
     if channels == 3:
         steps += [v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), v2.RandomGrayscale(0.2)]
     else:
@@ -47,7 +49,7 @@ def main():
     batch = torch.rand(args.batch_size, args.channels, args.size, args.size, device=args.device)
     candidates = {
         "kornia (batched)": make_augmentation("natural", args.channels, (args.size, args.size),
-                                              crop_scale=(0.2, 1.0)),
+                                              crop_scale=PAPER_CROP_SCALE),
         "torchvision v2 (per image)": torchvision_per_image(args.size, args.channels),
     }
     times = {name: [] for name in candidates}

@@ -29,7 +29,7 @@ from .data import (
     DeviceImages, StreamedImages, as_image_stack, fit_intensity_range, should_stream,
     to_uint8_tensor,
 )
-from .defaults import CHECKPOINT_EVERY, CROP_SCALE
+from .defaults import CHECKPOINT_EVERY, CROP_SCALE, PAPER_CROP_SCALE
 from .devices import defaults_for_device, resolve_backbone, resolve_device
 from .loss import LOSS_METRICS
 from .memory import check_training_memory
@@ -178,9 +178,9 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         (with ``crop_scale=(0.2, 1.0)``, the paper's crops): the readout stage
         trains the 2-D readout through the frozen backbone, fine-tuning runs at
         ``lr / 1000``, and the positive pairs are always two augmentations of
-        one image.  ``"neighbors"`` trains the head on cached
-        backbone features in the readout stage (an epoch there costs seconds)
-        and takes 80% of the 2-D stages' positive pairs from the 15 nearest
+        one image.  ``"neighbors"`` trains the head on cached backbone
+        features in the readout stage (an epoch there costs seconds) and
+        takes 80% of the 2-D stages' positive pairs from the 15 nearest
         neighbours of each image in the features ``H``, which keeps more of
         what the features know in the map (``benchmarks/RESULTS.md``); after
         fine-tuning it trains the head once more on cached fine-tuned features
@@ -689,7 +689,8 @@ def _check_crop_scale(crop_scale) -> None:
     if not valid:
         raise ValueError(
             f"crop_scale must be (low, high) with 0 < low <= high <= 1, the range of the crops' "
-            f"area as a share of the image's, got {crop_scale!r} (the paper uses (0.2, 1.0)).")
+            f"area as a share of the image's, got {crop_scale!r} "
+            f"(the paper uses {PAPER_CROP_SCALE}).")
 
 
 def _check_image_size(image_size) -> None:
