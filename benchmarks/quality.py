@@ -67,7 +67,7 @@ def main():
     parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "shapes"])
     parser.add_argument("--n-train", type=int, default=5000)
     parser.add_argument("--n-test", type=int, default=1000)
-    parser.add_argument("--backbone", default="resnet10-w32")
+    parser.add_argument("--backbone", default="auto", help="default: the device's, as TSimCNE")
     parser.add_argument("--epochs", type=int, nargs="+", default=[40, 5, 15])
     parser.add_argument("--budget-minutes", type=float)
     parser.add_argument("--recipe", default="neighbors", choices=["neighbors", "paper"])
@@ -120,7 +120,7 @@ def main():
         estimator.save(args.save_model)
     rows = {"t-SimCNE": {
         "knn_accuracy": knn_accuracy(train_embedding, y_train, test_embedding, y_test),
-        "train_s": train_s, "epochs": list(epochs), "backbone": args.backbone,
+        "train_s": train_s, "epochs": list(epochs), "backbone": estimator.model_.backbone,
         "budget_s": 60 * args.budget_minutes if args.budget_minutes else None,
         "mean_seconds_per_epoch": train_s / sum(epochs),  # over all stages (readout: cheap)
         "mean_views_per_s": 2 * (args.n_train // args.batch_size) * args.batch_size * sum(epochs)

@@ -18,7 +18,7 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 def test_auto_backbone_is_small_on_a_cpu_and_the_paper_s_on_a_gpu():
-    assert resolve_backbone("auto", CPU) == CPU_BACKBONE == "resnet10-w32"
+    assert resolve_backbone("auto", CPU) == CPU_BACKBONE == "resnet10-w16"
     assert resolve_backbone("auto", CUDA) == GPU_BACKBONE == "resnet18"
     assert resolve_backbone("auto", torch.device("mps")) == GPU_BACKBONE
     assert resolve_backbone("resnet34", CPU) == "resnet34"

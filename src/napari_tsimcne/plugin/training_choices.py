@@ -41,8 +41,8 @@ IMAGE_SIZES = (96, 64, 48, 32, 24, 16)
 BACKBONES = {
     "auto": "auto (small on CPU, ResNet-18 on GPU)",
     "resnet10-w8": "tiny ResNet-10 (fastest)",
-    "resnet10-w16": "small ResNet-10",
-    "resnet10-w32": "ResNet-10 (CPU default)",
+    "resnet10-w16": "small ResNet-10 (CPU default)",
+    "resnet10-w32": "ResNet-10",
     "resnet18": "ResNet-18 (paper)",
 }
 
