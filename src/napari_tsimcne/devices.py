@@ -48,8 +48,8 @@ GPU_BACKBONE = "resnet18"
 #: Backbone of ``backbone="auto"`` on a CPU, chosen by ``benchmarks/quality.py``:
 #: in 15 minutes on Fashion-MNIST it pre-trains about 90 epochs and maps at
 #: 0.756-0.777 (eight seeds), where resnet10-w32 manages 35-40 epochs, maps
-#: at 0.733 and 0.767 and lays out the training images worse on both seeds,
-#: and resnet10-w8 maps at 0.641 (``benchmarks/RESULTS.md``).
+#: at 0.731-0.767 and lays out the training images worse on all three seeds
+#: measured, and resnet10-w8 maps at 0.641 (``benchmarks/RESULTS.md``).
 CPU_BACKBONE = "resnet10-w16"
 
 
