@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..devices import defaults_for_device, resolve_backbone, resolve_device
+from ..devices import CPU_BACKBONE, defaults_for_device, resolve_backbone, resolve_device
 from ..schedule import PAPER_EPOCHS, make_stages
 from ..trainer import Accelerations
 from .layer_layout import LayerLayout
@@ -37,13 +37,17 @@ TIME_BUDGET = "time budget"
 CUSTOM = "custom"
 #: Image sides offered below the images' own size (with the default size, if another).
 IMAGE_SIZES = (96, 64, 48, 32, 24, 16)
-#: Backbone choices, with the words a person sees.
+#: Backbone choices, with the words a person sees; the CPU's default is marked
+#: from :data:`~napari_tsimcne.devices.CPU_BACKBONE`, its one home.
 BACKBONES = {
-    "auto": "auto (small on CPU, ResNet-18 on GPU)",
-    "resnet10-w8": "tiny ResNet-10 (fastest)",
-    "resnet10-w16": "small ResNet-10 (CPU default)",
-    "resnet10-w32": "ResNet-10",
-    "resnet18": "ResNet-18 (paper)",
+    name: f"{words} (CPU default)" if name == CPU_BACKBONE else words
+    for name, words in {
+        "auto": "auto (small on CPU, ResNet-18 on GPU)",
+        "resnet10-w8": "tiny ResNet-10 (fastest)",
+        "resnet10-w16": "small ResNet-10",
+        "resnet10-w32": "ResNet-10",
+        "resnet18": "ResNet-18 (paper)",
+    }.items()
 }
 
 
