@@ -29,6 +29,11 @@ Benchmark 3 on a GPU: all 60,000 training images, a reduced paper schedule:
     python benchmarks/quality.py --device cuda --n-train 60000 --n-test 10000 \
         --backbone resnet18 --batch-size 1024 --epochs 100 5 45 --name quality_gpu_fmnist
 
+``--backbone`` and ``--batch-size`` default to ``"auto"``, the device's
+choice as :class:`~napari_tsimcne.TSimCNE` makes it (resnet10-w16 and 64 on
+a CPU for 5,000 images: the commands above name them as they were run), and
+the JSON records what they resolved to.
+
 It reports the seconds per epoch and training views per second as well,
 over the whole run and, from the epochs' end times, the median epoch of
 every stage; and at the end of every 2-D stage, the held-out kNN accuracy
@@ -72,7 +77,8 @@ def main():
     parser.add_argument("--budget-minutes", type=float)
     parser.add_argument("--recipe", default="neighbors", choices=["neighbors", "paper"])
     parser.add_argument("--pretrain-loss", default="euclidean", choices=["euclidean", "cosine"])
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=batch_size_argument, default="auto",
+                        help="default: the device's, as TSimCNE")
     parser.add_argument("--lr", nargs="+", default=["auto"],
                         help="'auto', one peak rate, or one rate per stage")
     parser.add_argument("--hidden-dim", type=int, default=1024)
@@ -123,8 +129,9 @@ def main():
         "train_s": train_s, "epochs": list(epochs), "backbone": estimator.model_.backbone,
         "budget_s": 60 * args.budget_minutes if args.budget_minutes else None,
         "mean_seconds_per_epoch": train_s / sum(epochs),  # over all stages (readout: cheap)
-        "mean_views_per_s": 2 * (args.n_train // args.batch_size) * args.batch_size * sum(epochs)
-        / train_s,
+        "batch_size": estimator.batch_size_,
+        "mean_views_per_s": 2 * (args.n_train // estimator.batch_size_) * estimator.batch_size_
+        * sum(epochs) / train_s,
         "median_epoch_s_per_stage": clock.median_epoch_s(),
         "final_losses": [float(h[-1]) for h in estimator.loss_history_ if len(h)],
         "knn_at_stage_ends": stage_maps.accuracies,
@@ -151,6 +158,11 @@ def main():
             print(f"{name}: kNN {row['knn_accuracy']:.3f}")
     write_json(args.name, {"command": "python " + " ".join(sys.argv), "args": vars(args),
                            "peak_rss_mib": peak_rss_mib(), "rows": rows}, args.out or RESULTS_DIR)
+
+
+def batch_size_argument(text: str):
+    """``--batch-size``: ``"auto"`` or a whole number."""
+    return text if text == "auto" else int(text)
 
 
 class EpochClock:
