@@ -40,7 +40,7 @@ from napari_tsimcne.augmentation import make_augmentation
 from napari_tsimcne.data import as_image_stack, to_uint8_tensor
 from napari_tsimcne.metrics import knn_accuracy, pixel_tsne_baseline
 from napari_tsimcne.model import TSimCNEModel
-from quality import load_split
+from quality import add_split_arguments, load_split
 
 
 def backbone_outputs(model: TSimCNEModel, images: np.ndarray, augment=None, views: int = 1,
@@ -79,9 +79,7 @@ def standardised(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="file written by quality.py --save-model")
-    parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "shapes"])
-    parser.add_argument("--n-train", type=int, default=5000)
-    parser.add_argument("--n-test", type=int, default=1000)
+    add_split_arguments(parser)
     parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--view-crops", type=float, nargs="+", default=[0.4, 0.7],
                         help="lower ends of the crop scale ranges of the averaged views")

@@ -48,7 +48,7 @@ from napari_tsimcne.metrics import knn_accuracy, pixel_tsne_baseline
 from napari_tsimcne.model import TSimCNEModel
 from napari_tsimcne.neighbors import neighbor_graph, partners
 from napari_tsimcne.schedule import HEAD_LR, NEIGHBORS
-from quality import load_split
+from quality import add_split_arguments, load_split
 
 
 def train_layout(embed, parameters, graph, steps: int, lr: float, seed: int) -> None:
@@ -78,9 +78,7 @@ def scores(train_map, test_map, y_train, y_test) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="file written by quality.py --save-model")
-    parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "shapes"])
-    parser.add_argument("--n-train", type=int, default=5000)
-    parser.add_argument("--n-test", type=int, default=1000)
+    add_split_arguments(parser)
     parser.add_argument("--free-steps", type=int, default=10000)
     parser.add_argument("--head-steps", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)

@@ -69,9 +69,7 @@ from napari_tsimcne.trainer import embed
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "shapes"])
-    parser.add_argument("--n-train", type=int, default=5000)
-    parser.add_argument("--n-test", type=int, default=1000)
+    add_split_arguments(parser)
     parser.add_argument("--backbone", default="auto", help="default: the device's, as TSimCNE")
     parser.add_argument("--epochs", type=int, nargs="+", default=[40, 5, 15])
     parser.add_argument("--budget-minutes", type=float)
@@ -158,6 +156,13 @@ def main():
             print(f"{name}: kNN {row['knn_accuracy']:.3f}")
     write_json(args.name, {"command": "python " + " ".join(sys.argv), "args": vars(args),
                            "peak_rss_mib": peak_rss_mib(), "rows": rows}, args.out or RESULTS_DIR)
+
+
+def add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--dataset``, ``--n-train`` and ``--n-test``: the split :func:`load_split` reads."""
+    parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "shapes"])
+    parser.add_argument("--n-train", type=int, default=5000)
+    parser.add_argument("--n-test", type=int, default=1000)
 
 
 def batch_size_argument(text: str):
