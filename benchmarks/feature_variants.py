@@ -45,28 +45,41 @@ from quality import add_split_arguments, load_split
 
 def backbone_outputs(model: TSimCNEModel, images: np.ndarray, augment=None, views: int = 1,
                      batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Pooled outputs of every stage of the model's backbone, float32 ``(N, channels)`` each.
+    """The features ``"H"`` and the pooled output of every stage of the backbone, float32.
 
-    With ``augment``, every output is the mean over ``views`` augmented views.
-    Also ``"last 2x2"``: the last stage pooled to 2 × 2 cells, ``(N, 4 * channels)``.
+    ``"stage S"`` is stage S's output average-pooled, ``(N, channels)``, read
+    by hooks from the network's own forward pass; ``"last 2x2"`` is the last
+    stage pooled to 2 × 2 cells, ``(N, 4 * channels)``.  With ``augment``,
+    every output is the mean over ``views`` augmented views.
     """
-    network, backbone = model.network.eval(), model.network.backbone
+    network = model.network.eval()
+    stages = network.backbone.stages
     height, width, _ = model.image_shape
     stack = as_image_stack(images, axes=model.axes)
     uint8 = to_uint8_tensor(stack, model.intensity_range, (height, width))
+    per_view: dict[str, list] = {}
+
+    def keep(name, output):
+        per_view.setdefault(name, []).append(output)
+
+    hooks = [stage.register_forward_hook(
+        lambda _, __, y, name=f"stage {index}": keep(name, y.mean((2, 3))))
+        for index, stage in enumerate(stages, start=1)]
+    hooks.append(stages[-1].register_forward_hook(
+        lambda _, __, y: keep("last 2x2", F.adaptive_avg_pool2d(y, 2).flatten(1))))
     outputs: dict[str, list] = {}
-    with torch.no_grad():
-        for batch in uint8.split(batch_size):
-            x = batch.float().div(255)
-            per_view: dict[str, list] = {}
-            for _ in range(views):
-                y = backbone.stem(network.standardize(augment(x) if augment else x))
-                for index, stage in enumerate(backbone.stages, start=1):
-                    y = stage(y)
-                    per_view.setdefault(f"stage {index}", []).append(y.mean((2, 3)))
-                per_view.setdefault("last 2x2", []).append(F.adaptive_avg_pool2d(y, 2).flatten(1))
-            for name, tensors in per_view.items():
-                outputs.setdefault(name, []).append(torch.stack(tensors).mean(0))
+    try:
+        with torch.no_grad():
+            for batch in uint8.split(batch_size):
+                x = batch.float().div(255)
+                per_view.clear()
+                for _ in range(views):
+                    keep("H", network.features(augment(x) if augment else x))
+                for name, tensors in per_view.items():
+                    outputs.setdefault(name, []).append(torch.stack(tensors).mean(0))
+    finally:
+        for hook in hooks:
+            hook.remove()
     return {name: torch.cat(parts).float().numpy() for name, parts in outputs.items()}
 
 
@@ -92,17 +105,17 @@ def main():
     torch.manual_seed(args.seed)
     train, test = backbone_outputs(model, x_train), backbone_outputs(model, x_test)
     last = f"stage {len(model.network.backbone.stages)}"
-    candidates = {"H": (train[last], test[last])}
+    candidates = {"H": (train["H"], test["H"])}
     candidates.update({f"{name} pooled": (train[name], test[name])
                        for name in train if name.startswith("stage") and name != last})
     candidates["last stage pooled 2x2"] = (train["last 2x2"], test["last 2x2"])
-    scaled = [standardised(train[name], test[name]) for name in ("stage 3", last)]
+    scaled = [standardised(train[name], test[name]) for name in ("stage 3", "H")]
     candidates["standardised stage 3 + H"] = tuple(
         np.concatenate(parts, axis=1) for parts in zip(*scaled))
     height, width, channels = model.image_shape
     for low in args.view_crops:
         augment = make_augmentation(model.augmentation, channels, (height, width), (low, 1.0))
-        views = [backbone_outputs(model, x, augment, args.views)[last] for x in (x_train, x_test)]
+        views = [backbone_outputs(model, x, augment, args.views)["H"] for x in (x_train, x_test)]
         candidates[f"H, mean of {args.views} views, crops ({low}, 1)"] = tuple(views)
 
     rows = {}

@@ -30,9 +30,8 @@ Benchmark 3 on a GPU: all 60,000 training images, a reduced paper schedule:
         --backbone resnet18 --batch-size 1024 --epochs 100 5 45 --name quality_gpu_fmnist
 
 ``--backbone`` and ``--batch-size`` default to ``"auto"``, the device's
-choice as :class:`~napari_tsimcne.TSimCNE` makes it (resnet10-w16 and 64 on
-a CPU for 5,000 images: the commands above name them as they were run), and
-the JSON records what they resolved to.
+choice as :class:`~napari_tsimcne.TSimCNE` makes it (the commands above name
+them as they were run), and the JSON records what they resolved to.
 
 It reports the seconds per epoch and training views per second as well,
 over the whole run and, from the epochs' end times, the median epoch of
