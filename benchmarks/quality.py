@@ -79,6 +79,7 @@ def main():
     parser.add_argument("--lr", nargs="+", default=["auto"],
                         help="'auto', one peak rate, or one rate per stage")
     parser.add_argument("--hidden-dim", type=int, default=1024)
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--augmentation", default="natural")
     parser.add_argument("--crop-scale", type=float, nargs=2, default=list(CROP_SCALE))
     parser.add_argument("--image-size", type=int, help="side to train at (default: 'auto')")
@@ -108,8 +109,9 @@ def main():
         epochs=tuple(args.epochs), batch_size=args.batch_size, backbone=args.backbone, lr=lr,
         recipe=args.recipe, pretrain_loss=args.pretrain_loss,
         time_budget=60 * args.budget_minutes if args.budget_minutes else None,
-        hidden_dim=args.hidden_dim, augmentation=args.augmentation,
-        crop_scale=tuple(args.crop_scale), device=args.device, random_state=args.seed,
+        hidden_dim=args.hidden_dim, weight_decay=args.weight_decay,
+        augmentation=args.augmentation, crop_scale=tuple(args.crop_scale),
+        device=args.device, random_state=args.seed,
         image_size=args.image_size or "auto", verbose=True,
         precision=args.precision, callbacks=callbacks,
     )
