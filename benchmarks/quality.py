@@ -78,8 +78,10 @@ def main():
                         help="default: the device's, as TSimCNE")
     parser.add_argument("--lr", nargs="+", default=["auto"],
                         help="'auto', one peak rate, or one rate per stage")
-    parser.add_argument("--hidden-dim", type=int, default=1024)
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--hidden-dim", type=int, default=TSimCNE().hidden_dim,
+                        help="default: TSimCNE's, %(default)s")
+    parser.add_argument("--weight-decay", type=float, default=TSimCNE().weight_decay,
+                        help="default: TSimCNE's, %(default)s")
     parser.add_argument("--augmentation", default="natural")
     parser.add_argument("--crop-scale", type=float, nargs=2, default=list(CROP_SCALE))
     parser.add_argument("--image-size", type=int, help="side to train at (default: 'auto')")
