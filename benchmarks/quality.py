@@ -68,6 +68,7 @@ from napari_tsimcne.trainer import embed
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    estimator_defaults = TSimCNE()
     add_split_arguments(parser)
     parser.add_argument("--backbone", default="auto", help="default: the device's, as TSimCNE")
     parser.add_argument("--epochs", type=int, nargs="+", default=[40, 5, 15])
@@ -78,9 +79,9 @@ def main():
                         help="default: the device's, as TSimCNE")
     parser.add_argument("--lr", nargs="+", default=["auto"],
                         help="'auto', one peak rate, or one rate per stage")
-    parser.add_argument("--hidden-dim", type=int, default=TSimCNE().hidden_dim,
+    parser.add_argument("--hidden-dim", type=int, default=estimator_defaults.hidden_dim,
                         help="default: TSimCNE's, %(default)s")
-    parser.add_argument("--weight-decay", type=float, default=TSimCNE().weight_decay,
+    parser.add_argument("--weight-decay", type=float, default=estimator_defaults.weight_decay,
                         help="default: TSimCNE's, %(default)s")
     parser.add_argument("--augmentation", default="natural")
     parser.add_argument("--crop-scale", type=float, nargs=2, default=list(CROP_SCALE))

@@ -31,7 +31,7 @@ import sys
 import napari_tsimcne  # noqa: F401, I001
 
 import torch
-from napari_tsimcne.loss import CauchyInfoNCELoss
+from napari_tsimcne.loss import CauchyInfoNCELoss, cauchy_log_similarity
 
 import quality
 from napari_tsimcne import budget, estimator, trainer
@@ -44,9 +44,8 @@ def multi_positive_cauchy_loss(z: torch.Tensor, n_views: int) -> torch.Tensor:
     """Mean loss over ``z`` ``(n_views * b, d)``, view-major: rows ``i`` and ``i + b`` are one image."""
     n = len(z)
     image = torch.arange(n // n_views, device=z.device).repeat(n_views)
-    squared_distance = torch.cdist(z, z, compute_mode="donot_use_mm_for_euclid_dist").square()
     self_pair = torch.eye(n, dtype=torch.bool, device=z.device)
-    logits = (-torch.log1p(squared_distance)).masked_fill(self_pair, float("-inf"))
+    logits = cauchy_log_similarity(z).masked_fill(self_pair, float("-inf"))
     log_p = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     positive = (image[:, None] == image[None, :]) & ~self_pair
     return -(log_p.masked_fill(~positive, 0).sum(1) / positive.sum(1)).mean()
@@ -81,7 +80,8 @@ def main():
             view_sets = [augment(torch.cat([x, x])), extra(x.repeat(n_extra, 1, 1, 1))]
             if accelerations.channels_last:
                 view_sets = [v.contiguous(memory_format=torch.channels_last) for v in view_sets]
-        with accelerations.autocast(x.device):  # one call per image size: BatchNorm per size
+        # One call per view set (BatchNorm statistics per set): the sets may differ in size.
+        with accelerations.autocast(x.device):
             z = torch.cat([model(views) for views in view_sets]).float()
         loss = multi_positive_cauchy_loss(z, 2 + n_extra)
         optimizer.zero_grad(set_to_none=True)

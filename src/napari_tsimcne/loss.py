@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LOSS_METRICS", "CauchyInfoNCELoss", "CosineInfoNCELoss", "make_loss"]
+__all__ = ["LOSS_METRICS", "CauchyInfoNCELoss", "CosineInfoNCELoss", "cauchy_log_similarity",
+           "make_loss"]
 
 #: Names of the losses :func:`make_loss` makes.
 LOSS_METRICS = ("euclidean", "cosine")
@@ -33,6 +34,14 @@ def info_nce_from_log_similarity(log_similarity: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, positives)
 
 
+def cauchy_log_similarity(z: torch.Tensor) -> torch.Tensor:
+    """``log q`` for all pairs of rows of ``z`` ``(n, d)``: ``(n, n)``, ``q = 1 / (1 + d^2)``."""
+    # Exact differences, not the |a|^2 + |b|^2 - 2ab expansion, which loses
+    # the small distances of close pairs to cancellation in float32.
+    squared_distance = torch.cdist(z, z, compute_mode="donot_use_mm_for_euclid_dist").square()
+    return -torch.log1p(squared_distance)
+
+
 class CauchyInfoNCELoss(nn.Module):
     """t-SimCNE loss, Eq. 4-5 of Böhm et al. (2023).
 
@@ -43,11 +52,7 @@ class CauchyInfoNCELoss(nn.Module):
     """
 
     def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
-        z = torch.cat([z_a, z_b])
-        # Exact differences, not the |a|^2 + |b|^2 - 2ab expansion, which loses
-        # the small distances of close pairs to cancellation in float32.
-        squared_distance = torch.cdist(z, z, compute_mode="donot_use_mm_for_euclid_dist").square()
-        return info_nce_from_log_similarity(-torch.log1p(squared_distance))
+        return info_nce_from_log_similarity(cauchy_log_similarity(torch.cat([z_a, z_b])))
 
 
 class CosineInfoNCELoss(nn.Module):
