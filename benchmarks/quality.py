@@ -83,6 +83,11 @@ def main():
                         help="default: TSimCNE's, %(default)s")
     parser.add_argument("--weight-decay", type=float, default=estimator_defaults.weight_decay,
                         help="default: TSimCNE's, %(default)s")
+    parser.add_argument("--pretrain-dim", type=int, default=estimator_defaults.pretrain_dim,
+                        help="default: TSimCNE's, %(default)s")
+    parser.add_argument("--warmup-epochs", type=float,
+                        default=estimator_defaults.warmup_epochs,
+                        help="default: TSimCNE's, %(default)s")
     parser.add_argument("--augmentation", default="natural")
     parser.add_argument("--crop-scale", type=float, nargs=2, default=list(CROP_SCALE))
     parser.add_argument("--image-size", type=int, help="side to train at (default: 'auto')")
@@ -113,6 +118,7 @@ def main():
         recipe=args.recipe, pretrain_loss=args.pretrain_loss,
         time_budget=60 * args.budget_minutes if args.budget_minutes else None,
         hidden_dim=args.hidden_dim, weight_decay=args.weight_decay,
+        pretrain_dim=args.pretrain_dim, warmup_epochs=args.warmup_epochs,
         augmentation=args.augmentation, crop_scale=tuple(args.crop_scale),
         device=args.device, random_state=args.seed,
         image_size=args.image_size or "auto", verbose=True,
