@@ -59,6 +59,7 @@ import torch
 from _common import RESULTS_DIR, peak_rss_mib, write_json
 from napari_tsimcne import Callback, TSimCNE
 from napari_tsimcne import estimator as estimator_module
+from napari_tsimcne import loss as loss_module
 from napari_tsimcne.datasets import load_fashion_mnist
 from napari_tsimcne.defaults import CROP_SCALE
 from napari_tsimcne.metrics import knn_accuracy, pixel_tsne_baseline
@@ -74,7 +75,9 @@ def main():
     parser.add_argument("--epochs", type=int, nargs="+", default=[40, 5, 15])
     parser.add_argument("--budget-minutes", type=float)
     parser.add_argument("--recipe", default="neighbors", choices=["neighbors", "paper"])
-    parser.add_argument("--pretrain-loss", default="euclidean", choices=["euclidean", "cosine"])
+    # Read when parsing, so that a variant script can add a loss (loss_variants.py).
+    parser.add_argument("--pretrain-loss", default=estimator_defaults.pretrain_loss,
+                        choices=loss_module.LOSS_METRICS)
     parser.add_argument("--batch-size", type=batch_size_argument, default="auto",
                         help="default: the device's, as TSimCNE")
     parser.add_argument("--lr", nargs="+", default=["auto"],
