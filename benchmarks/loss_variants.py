@@ -29,9 +29,7 @@ class GaussianInfoNCELoss(nn.Module):
     """InfoNCE over the ``2b`` views with the Gaussian similarity ``exp(-d^2)``."""
 
     def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
-        z = torch.cat([z_a, z_b])
-        squared_distance = torch.cdist(z, z, compute_mode="donot_use_mm_for_euclid_dist").square()
-        return loss.info_nce_from_log_similarity(-squared_distance)
+        return loss.info_nce_from_log_similarity(-loss.squared_distances(torch.cat([z_a, z_b])))
 
 
 def main():

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["LOSS_METRICS", "CauchyInfoNCELoss", "CosineInfoNCELoss", "cauchy_log_similarity",
-           "make_loss"]
+           "make_loss", "squared_distances"]
 
 #: Names of the losses :func:`make_loss` makes.
 LOSS_METRICS = ("euclidean", "cosine")
@@ -34,12 +34,16 @@ def info_nce_from_log_similarity(log_similarity: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, positives)
 
 
-def cauchy_log_similarity(z: torch.Tensor) -> torch.Tensor:
-    """``log q`` for all pairs of rows of ``z`` ``(n, d)``: ``(n, n)``, ``q = 1 / (1 + d^2)``."""
+def squared_distances(z: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances ``d^2`` between all rows of ``z`` ``(n, d)``: ``(n, n)``."""
     # Exact differences, not the |a|^2 + |b|^2 - 2ab expansion, which loses
     # the small distances of close pairs to cancellation in float32.
-    squared_distance = torch.cdist(z, z, compute_mode="donot_use_mm_for_euclid_dist").square()
-    return -torch.log1p(squared_distance)
+    return torch.cdist(z, z, compute_mode="donot_use_mm_for_euclid_dist").square()
+
+
+def cauchy_log_similarity(z: torch.Tensor) -> torch.Tensor:
+    """``log q`` for all pairs of rows of ``z`` ``(n, d)``: ``(n, n)``, ``q = 1 / (1 + d^2)``."""
+    return -torch.log1p(squared_distances(z))
 
 
 class CauchyInfoNCELoss(nn.Module):
