@@ -25,6 +25,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--dataset", default="shapes")
+    parser.add_argument("--name", help="result file name (default: demo_DATASET)")
     args = parser.parse_args()
     runs = []
     for seed in range(args.repeats):
@@ -42,8 +43,8 @@ def main():
     print(f"demo ({args.dataset}): median wall time {median:.0f} s, median kNN accuracy "
           f"{accuracy:.3f} (" + ", ".join(f"{run['knn_accuracy']:.3f}" for run in runs) + "), "
           f"openTSNE on pixels {pixel_accuracy:.3f}")
-    write_json(f"demo_{args.dataset}", {
-        "command": f"python benchmarks/demo.py --repeats {args.repeats} --dataset {args.dataset}",
+    write_json(args.name or f"demo_{args.dataset}", {
+        "command": "python " + " ".join(sys.argv),
         "median_command_wall_s": median, "median_knn_accuracy": accuracy,
         "median_pixel_tsne_knn_accuracy": pixel_accuracy, "runs": runs})
 

@@ -49,6 +49,7 @@ import torch
 from _common import RESULTS_DIR, peak_rss_mib, write_json
 
 from napari_tsimcne.augmentation import make_augmentation
+from napari_tsimcne.heads import PAPER_HIDDEN_DIM
 from napari_tsimcne.loss import CauchyInfoNCELoss
 from napari_tsimcne.network import TSimCNENetwork
 from napari_tsimcne.trainer import Accelerations, training_step
@@ -65,7 +66,8 @@ class OurTraining:
                                     dtype=torch.uint8, device=device)
         self.augment = make_augmentation("natural", channels, (size, size))
         self.loss_fn = CauchyInfoNCELoss()
-        self.network = TSimCNENetwork(backbone, channels, 128).to(device).train()
+        # The paper's head, as the reference has it.
+        self.network = TSimCNENetwork(backbone, channels, 128, PAPER_HIDDEN_DIM).to(device).train()
         # The speed-ups that TSimCNE.fit uses on this device.
         self.accelerations = Accelerations.for_device(device, precision, compile)
         self.accelerations.prepare(self.network)

@@ -31,6 +31,7 @@ from .data import (
 )
 from .defaults import CHECKPOINT_EVERY, CROP_SCALE, PAPER_CROP_SCALE
 from .devices import defaults_for_device, resolve_backbone, resolve_device
+from .heads import HIDDEN_DIM
 from .loss import LOSS_METRICS
 from .memory import check_training_memory
 from .model import TSimCNEModel, current_versions, storable_params
@@ -140,8 +141,9 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         Output dimension of pre-training.
     pretrain_loss : {"euclidean", "cosine"}, default "euclidean"
         Loss of pre-training: the Cauchy loss (the paper's best) or SimCLR's.
-    hidden_dim : int, default 1024
-        Hidden width of the projection head.
+    hidden_dim : int, default 2048
+        Hidden width of the projection head.  The paper uses 1024; why the
+        default differs: :data:`napari_tsimcne.heads.HIDDEN_DIM`.
     weight_decay : float, default 5e-4
     momentum : float, default 0.9
         SGD's weight decay and momentum.
@@ -271,7 +273,7 @@ class TSimCNE(TransformerMixin, BaseEstimator):
         callbacks=None,
         pretrain_dim=128,
         pretrain_loss="euclidean",
-        hidden_dim=1024,
+        hidden_dim=HIDDEN_DIM,
         weight_decay=5e-4,
         momentum=0.9,
         warmup_epochs=10,

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .backbones import make_backbone
-from .heads import ProjectionHead
+from .heads import HIDDEN_DIM, ProjectionHead
 
 __all__ = ["TSimCNENetwork"]
 
@@ -30,7 +30,8 @@ class TSimCNENetwork(nn.Module):
         Hidden width of the projection head.
     """
 
-    def __init__(self, backbone: str, in_channels: int, out_dim: int, hidden_dim: int = 1024):
+    def __init__(self, backbone: str, in_channels: int, out_dim: int,
+                 hidden_dim: int = HIDDEN_DIM):
         super().__init__()
         self.register_buffer("channel_mean", torch.zeros(in_channels))
         self.register_buffer("channel_std", torch.ones(in_channels))
