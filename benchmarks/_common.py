@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import resource
+import sys
 from pathlib import Path
 
 import torch
@@ -41,10 +42,16 @@ def peak_rss_mib() -> float:
 
 
 def write_json(name: str, result: dict, folder=RESULTS_DIR) -> Path:
-    """Write ``result`` with the machine description to ``folder/NAME.json``."""
+    """Write ``result`` with the machine description to ``folder/NAME.json``.
+
+    The command line that ran is recorded as ``"command"`` unless ``result``
+    gives its own.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **result}, indent=2) + "\n")
+    command = "python " + " ".join(sys.argv)
+    path.write_text(json.dumps({"machine": machine(), "command": command, **result}, indent=2)
+                    + "\n")
     print(f"wrote {path}")
     return path

@@ -106,8 +106,7 @@ def main():
                          "samples": samples[setting, competitors]})
             print(f"{setting:>9}, {competitors} busy: {median:7.0f} views/s, "
                   f"{median / quiet:.0%} of quiet")
-    write_json(args.name, {"command": "python " + " ".join(sys.argv), "args": vars(args),
-                           "rows": rows})
+    write_json(args.name, {"args": vars(args), "rows": rows})
 
 
 if __name__ == "__main__":

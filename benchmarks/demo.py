@@ -44,7 +44,6 @@ def main():
           f"{accuracy:.3f} (" + ", ".join(f"{run['knn_accuracy']:.3f}" for run in runs) + "), "
           f"openTSNE on pixels {pixel_accuracy:.3f}")
     write_json(args.name or f"demo_{args.dataset}", {
-        "command": "python " + " ".join(sys.argv),
         "median_command_wall_s": median, "median_knn_accuracy": accuracy,
         "median_pixel_tsne_knn_accuracy": pixel_accuracy, "runs": runs})
 

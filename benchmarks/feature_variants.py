@@ -25,7 +25,6 @@ placed by ``transform``), the score the 2-D map is held to:
 from __future__ import annotations
 
 import argparse
-import sys
 
 # First, so that torch's threads sleep rather than spin while they wait
 # (napari_tsimcne/__init__.py): timings beside other processes stay fair.
@@ -127,8 +126,7 @@ def main():
                       "openTSNE": knn_accuracy(tsne_train, y_train, tsne_test, y_test)}
         print(f"{name} ({rows[name]['dim']}-D): kNN {rows[name]['knn']:.3f}, "
               f"openTSNE {rows[name]['openTSNE']:.3f}", flush=True)
-    write_json(args.name, {"command": "python " + " ".join(sys.argv), "args": vars(args),
-                           "rows": rows})
+    write_json(args.name, {"args": vars(args), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 
 # First, so that torch's threads sleep rather than spin while they wait
@@ -125,8 +124,7 @@ def main():
 
     for name, row in rows.items():
         print(f"{name}: held-out {row['held_out']:.3f}, training map {row['train_cv']:.3f}")
-    write_json(args.name, {"command": "python " + " ".join(sys.argv), "args": vars(args),
-                           "rows": rows})
+    write_json(args.name, {"args": vars(args), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 import time
 
 # First, so that torch's threads sleep rather than spin while they wait
@@ -167,8 +166,8 @@ def main():
             x_train.reshape(len(x_train), -1), y_train, x_test.reshape(len(x_test), -1), y_test)}
         for name, row in rows.items():
             print(f"{name}: kNN {row['knn_accuracy']:.3f}")
-    write_json(args.name, {"command": "python " + " ".join(sys.argv), "args": vars(args),
-                           "peak_rss_mib": peak_rss_mib(), "rows": rows}, args.out or RESULTS_DIR)
+    write_json(args.name, {"args": vars(args), "peak_rss_mib": peak_rss_mib(), "rows": rows},
+               args.out or RESULTS_DIR)
 
 
 def add_split_arguments(parser: argparse.ArgumentParser) -> None:

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 import tempfile
 import time
 
@@ -146,7 +145,7 @@ def main():
           f"({timing['epoch_s']:.1f} s/epoch predicted), peak RSS {peak_rss_mib():.0f} MiB",
           flush=True)
     write_json(args.name, {
-        "command": "python " + " ".join(sys.argv), "args": vars(args),
+        "args": vars(args),
         "knn_accuracy": accuracy, "epochs": epochs, "default_epochs": list(DEFAULT_EPOCHS),
         "budget_s": budget_s, "seconds_per_epoch": timing["epoch_s"],
         "predicted_train_s": timing["epoch_s"] * sum(epochs), "calibration": timing,

@@ -15,7 +15,6 @@ features good enough?" and "does the 2-D map keep them?".
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 # First, so that torch's threads sleep rather than spin while they wait
@@ -85,7 +84,7 @@ def main():
     network = TSimCNENetwork(args.backbone, 1, 128)
     torch.manual_seed(0)
     start = time.perf_counter()
-    result = {"command": "python " + " ".join(sys.argv), "args": vars(args)}
+    result = {"args": vars(args)}
     if args.mode == "pretrain":
         _set_channel_statistics(network, images)
         stages = [Stage("pre-training", args.epochs, 128, args.lr, min(10, args.epochs / 10),
