@@ -37,6 +37,7 @@ pipelined steady-state figure as well (see ``benchmarks/reference.py``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import statistics
 import time
@@ -59,7 +60,8 @@ class OurTraining:
     """Our training step for one backbone on a pool of ``4 b`` random uint8 images ``(C, size, size)``."""
 
     def __init__(self, backbone: str, batch_size: int, channels: int, size: int,
-                 device: torch.device, precision: str = "auto", compile: bool = False):
+                 device: torch.device, precision: str = "auto", compile: bool = False,
+                 layout: str = "auto"):
         self.device = device
         self.batch_size = batch_size
         self.images = torch.randint(0, 256, (4 * batch_size, channels, size, size),
@@ -68,8 +70,12 @@ class OurTraining:
         self.loss_fn = CauchyInfoNCELoss()
         # The paper's head, as the reference has it.
         self.network = TSimCNENetwork(backbone, channels, 128, PAPER_HIDDEN_DIM).to(device).train()
-        # The speed-ups that TSimCNE.fit uses on this device.
-        self.accelerations = Accelerations.for_device(device, precision, compile)
+        # The speed-ups that TSimCNE.fit uses on this device and backbone, or
+        # the memory layout that --layouts forces instead.
+        self.accelerations = Accelerations.for_device(device, precision, compile, backbone)
+        if layout != "auto":
+            self.accelerations = dataclasses.replace(
+                self.accelerations, channels_last=layout == "channels-last")
         self.accelerations.prepare(self.network)
         # As fit compiles it; the compilation happens in the first (warm-up) step.
         self.model = torch.compile(self.network) if compile else self.network
@@ -173,6 +179,10 @@ def main():
                         choices=["auto", "bf16", "fp32"],
                         help="our precision settings, as TSimCNE(precision=...); several are "
                              "timed as separate candidates")
+    parser.add_argument("--layouts", nargs="+", default=["auto"],
+                        choices=["auto", "contiguous", "channels-last"],
+                        help="memory layouts of images and weights to time (auto: as fit "
+                             "chooses for the device and backbone)")
     parser.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"],
                         help="ours without and/or with torch.compile, as TSimCNE(compile=...)")
     parser.add_argument("--reference", action="store_true",
@@ -191,14 +201,16 @@ def main():
 
     device = torch.device(args.device)
     torch.manual_seed(0)
-    settings = [(name, precision, compile) for name in args.backbones
-                for precision in args.precisions for compile in args.compile]
+    settings = [(name, precision, compile, layout) for name in args.backbones
+                for precision in args.precisions for compile in args.compile
+                for layout in args.layouts]
     ours = [" ".join([name] + [precision] * (len(args.precisions) > 1)
-                     + ["compiled"] * (compile == "on")) for name, precision, compile in settings]
+                     + ["compiled"] * (compile == "on") + [layout] * (len(args.layouts) > 1))
+            for name, precision, compile, layout in settings]
     candidates = {
         label: OurTraining(name, args.batch_size, args.channels, args.size, device, precision,
-                           compile == "on")
-        for label, (name, precision, compile) in zip(ours, settings, strict=True)
+                           compile == "on", layout)
+        for label, (name, precision, compile, layout) in zip(ours, settings, strict=True)
     }
     if args.reference:
         from reference import DEFAULT_WORKERS, ReferenceTSimCNE

@@ -70,8 +70,8 @@ class Accelerations:
                    compile: bool = False, backbone: str | None = None) -> Accelerations:
         """What pays off on ``device`` (measured in ``benchmarks/RESULTS.md``).
 
-        Channels-last on CPUs and CUDA GPUs (on CPUs not for ``backbone``
-        widths under 8); bf16 autocast with ``precision="auto"`` where the
+        Channels-last on CUDA GPUs, and on CPUs for ``backbone`` widths of 16
+        and more; bf16 autocast with ``precision="auto"`` where the
         hardware computes in bf16 natively (CUDA GPUs with bf16, CPUs with
         AVX-512 BF16 or AMX); fused SGD on CUDA.  ``precision`` is ``"auto"``,
         ``"bf16"`` or ``"fp32"``.
@@ -121,10 +121,11 @@ def check_compile_possible(device: torch.device) -> None:
 
 
 def _too_narrow_for_channels_last(backbone: str | None) -> bool:
-    # At width 4, channels-last, oneDNN's AVX2 backward pass of a 1x1 shortcut
-    # convolution stopped returning within a few steps in most runs (torch
-    # 2.14); and networks this narrow gain nothing from the layout.
-    return backbone is not None and parse_backbone_name(backbone)[1] < 8
+    # At width 8 a channels-last step is slower on CPUs (1.25x in bf16, 1.12x
+    # in float32 on an AMX Xeon: benchmarks/RESULTS.md, "layouts"); at width
+    # 4, oneDNN's AVX2 backward pass of a 1x1 shortcut convolution stopped
+    # returning within a few steps in most runs (torch 2.14).
+    return backbone is not None and parse_backbone_name(backbone)[1] < 16
 
 
 class TrainingStopped(Exception):
