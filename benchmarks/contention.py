@@ -5,12 +5,15 @@ default the CPU default backbone's step on Fashion-MNIST-sized images, batch
 64) while 0, 1 and 2 other processes run a Python busy loop.  Settings of the
 process (``--settings``):
 
-* ``library``: imports ``napari_tsimcne`` before torch, as every entry point
-  does, so that torch's OpenMP threads wait as ``napari_tsimcne/__init__.py``
-  sets it;
+* ``library``: as ``fit`` trains: imports ``napari_tsimcne`` before torch,
+  as every entry point does, so that torch's OpenMP threads wait as
+  ``napari_tsimcne/__init__.py`` sets it, and steps under a
+  :class:`~napari_tsimcne.threads.ThreadGovernor`, which runs them on one
+  thread while that is faster;
 * ``spinning``: imports torch first, so OpenMP keeps its default (GNU
   OpenMP: a waiting thread spins for about 300,000 rounds, then sleeps);
-* ``passive``: ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep at once);
+* ``passive``: ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep at once),
+  on all threads (the library before the governor);
 * ``spin-N``: ``GOMP_SPINCOUNT=N`` (spin N rounds, then sleep);
 * ``one-thread``: as ``library``, with one torch thread (``OMP_NUM_THREADS=1``).
 
@@ -40,6 +43,7 @@ import torch
 from napari_tsimcne.augmentation import make_augmentation
 from napari_tsimcne.loss import CauchyInfoNCELoss
 from napari_tsimcne.network import TSimCNENetwork
+from napari_tsimcne.threads import ThreadGovernor
 from napari_tsimcne.trainer import Accelerations, training_step
 
 backbone, batch, steps, size = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -51,9 +55,12 @@ accelerations.prepare(network)
 optimizer = accelerations.optimizer(network.parameters(), 0.03, 0.9, 5e-4)
 loss_fn = CauchyInfoNCELoss()
 
+governor = ThreadGovernor(torch.get_num_threads() if sys.argv[1] == "library" else 1)
+
 def step():
-    training_step(network, images[torch.randperm(4 * batch)[:batch]], augment, loss_fn,
-                  optimizer, accelerations)
+    with governor.step():
+        training_step(network, images[torch.randperm(4 * batch)[:batch]], augment, loss_fn,
+                      optimizer, accelerations)
 
 for _ in range(5):
     step()

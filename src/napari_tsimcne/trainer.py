@@ -33,6 +33,7 @@ from .loss import make_loss
 from .neighbors import neighbor_graph, partners
 from .network import TSimCNENetwork
 from .schedule import NEIGHBORS, Stage, learning_rate_factor
+from .threads import ThreadGovernor
 
 __all__ = [
     "EMBED_OUTPUTS", "Accelerations", "TrainingStopped", "embed", "inference_batch_size", "train",
@@ -233,6 +234,10 @@ def train(
         distributed.synchronize_batchnorm(network, images.device)
     accelerations.prepare(network)
     stages = list(stages)
+    # Distributed processes step together: one that changed its threads alone
+    # would only wait for the others.
+    governor = ThreadGovernor(torch.get_num_threads() if images.device.type == "cpu"
+                              and not distributed.is_distributed() else 1)
     try:
         for stage_index in range(len(stages)):
             if stage_index < start[0]:
@@ -254,7 +259,7 @@ def train(
                     graph = _feature_graph(network, images, batch_size, order_generator)
                 run = StageRun(network, images, stage, batch_size, momentum, weight_decay,
                                accelerations, resume if first_epoch else None,
-                               graph if stage.neighbor_share > 0 else None)
+                               graph if stage.neighbor_share > 0 else None, governor)
             bar = progress(stage) if progress and distributed.is_main_process() else None
             try:
                 if bar is not None:
@@ -287,6 +292,7 @@ def train(
                 for hook in stage_end_hooks:
                     hook(stage_index, embedding)
     finally:
+        governor.restore()
         network.set_trainable(readout_only=False)
         if accelerations.channels_last:
             network.to(memory_format=torch.contiguous_format)
@@ -324,15 +330,21 @@ class StageRun:
     ``state`` (a checkpoint's ``"optimizer"`` and ``"scheduler"``) continues a
     stage that was interrupted.  With a neighbour ``graph``, a share
     ``stage.neighbor_share`` of the positive pairs are an image and a neighbour.
+    A :class:`~napari_tsimcne.threads.ThreadGovernor` chooses the threads of
+    every step.
     """
 
     checkpoints_within = True
 
     def __init__(self, network, images, stage: Stage, batch_size: int, momentum: float,
                  weight_decay: float, accelerations: Accelerations, state: dict | None = None,
-                 graph: torch.Tensor | None = None):
+                 graph: torch.Tensor | None = None,
+                 governor: ThreadGovernor | None = None):
         self.network, self.images, self.stage = network, images, stage
         self.batch_size, self.accelerations, self.graph = batch_size, accelerations, graph
+        # Without a governor, the steps run on torch's threads as they are.
+        self.governor = governor if governor is not None else ThreadGovernor(1)
+        self.governor.start_stage()
         network.train()
         network.set_trainable(stage.readout_only)
         parameters = [p for p in network.parameters() if p.requires_grad]
@@ -384,8 +396,9 @@ class StageRun:
             for batch in self.images.select(index_batches(order)):
                 if stop_requested():
                     return
-                epoch_loss += training_step(self.model, batch, augment, loss_fn, self.optimizer,
-                                            self.accelerations, paired=paired)
+                with self.governor.step():
+                    epoch_loss += training_step(self.model, batch, augment, loss_fn,
+                                                self.optimizer, self.accelerations, paired=paired)
                 self.scheduler.step()
             mean_loss = float(epoch_loss) / self.steps_per_epoch
             if not np.isfinite(mean_loss):
