@@ -17,6 +17,9 @@ process (``--settings``):
 * ``spin-N``: ``GOMP_SPINCOUNT=N`` (spin N rounds, then sleep);
 * ``one-thread``: as ``library``, with one torch thread (``OMP_NUM_THREADS=1``).
 
+With ``--governed all``, every setting but ``one-thread`` steps under the
+thread governor (the wait policies as they would work inside the library).
+
 Settings and competitor counts alternate round by round; medians over the
 rounds are reported, with the ratio to the same setting's quiet throughput.
 
@@ -55,7 +58,8 @@ accelerations.prepare(network)
 optimizer = accelerations.optimizer(network.parameters(), 0.03, 0.9, 5e-4)
 loss_fn = CauchyInfoNCELoss()
 
-governor = ThreadGovernor(torch.get_num_threads() if sys.argv[1] == "library" else 1)
+governed = sys.argv[1] == "library" or (sys.argv[6] == "all" and sys.argv[1] != "one-thread")
+governor = ThreadGovernor(torch.get_num_threads() if governed else 1)
 
 def step():
     with governor.step():
@@ -87,7 +91,8 @@ def views_per_second(setting: str, competitors: int, args) -> float:
         time.sleep(0.5)
         result = subprocess.run(
             [sys.executable, "-c", WORKER, setting, args.backbone, str(args.batch_size),
-             str(args.steps), str(args.size)], env=env, capture_output=True, text=True, check=True)
+             str(args.steps), str(args.size), args.governed],
+            env=env, capture_output=True, text=True, check=True)
         return float(result.stdout.strip().splitlines()[-1])
     finally:
         for process in busy:
@@ -104,6 +109,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--settings", nargs="+", default=["library", "spinning"],
                         help="library, spinning, passive, spin-N or one-thread (see above)")
+    parser.add_argument("--governed", default="library", choices=["library", "all"],
+                        help="settings whose steps run under the thread governor: the "
+                             "library's only, or all but one-thread")
     parser.add_argument("--loads", nargs="+", type=int, default=[0, 1, 2],
                         help="numbers of busy processes beside the training")
     parser.add_argument("--name", default="contention")
