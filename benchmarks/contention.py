@@ -19,6 +19,8 @@ process (``--settings``):
 
 With ``--governed all``, every setting but ``one-thread`` steps under the
 thread governor (the wait policies as they would work inside the library).
+``--work embedding`` times forward passes without gradients instead, as
+``transform`` and the feature caches run them, which no governor watches.
 
 Settings and competitor counts alternate round by round; medians over the
 rounds are reported, with the ratio to the same setting's quiet throughput.
@@ -61,10 +63,18 @@ loss_fn = CauchyInfoNCELoss()
 governed = sys.argv[1] == "library" or (sys.argv[6] == "all" and sys.argv[1] != "one-thread")
 governor = ThreadGovernor(torch.get_num_threads() if governed else 1)
 
-def step():
+def training():
     with governor.step():
         training_step(network, images[torch.randperm(4 * batch)[:batch]], augment, loss_fn,
                       optimizer, accelerations)
+
+
+def embedding():  # as transform embeds: no governor, no gradients
+    with torch.no_grad():
+        network.eval()(images[torch.randperm(4 * batch)[:2 * batch]].float() / 255)
+
+
+step = training if sys.argv[7] == "training" else embedding
 
 for _ in range(5):
     step()
@@ -91,7 +101,7 @@ def views_per_second(setting: str, competitors: int, args) -> float:
         time.sleep(0.5)
         result = subprocess.run(
             [sys.executable, "-c", WORKER, setting, args.backbone, str(args.batch_size),
-             str(args.steps), str(args.size), args.governed],
+             str(args.steps), str(args.size), args.governed, args.work],
             env=env, capture_output=True, text=True, check=True)
         return float(result.stdout.strip().splitlines()[-1])
     finally:
@@ -112,6 +122,9 @@ def main():
     parser.add_argument("--governed", default="library", choices=["library", "all"],
                         help="settings whose steps run under the thread governor: the "
                              "library's only, or all but one-thread")
+    parser.add_argument("--work", default="training", choices=["training", "embedding"],
+                        help="training steps, or forward passes of 2b images as transform "
+                             "runs them (views per second counts those images)")
     parser.add_argument("--loads", nargs="+", type=int, default=[0, 1, 2],
                         help="numbers of busy processes beside the training")
     parser.add_argument("--name", default="contention")
