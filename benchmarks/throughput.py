@@ -3,8 +3,8 @@
 Our step is the real training step (a uint8 batch gathered by random indices
 -> two batched augmentations -> network -> Cauchy InfoNCE -> SGD with momentum
 0.9 and weight decay 5e-4) with the accelerations ``TSimCNE.fit`` uses on the
-device (``--precisions``; on CPUs with native bf16: bf16 autocast and
-channels-last), optionally under ``torch.compile`` (``--compile off on``
+device and backbone (``--precisions``; on CPUs with native bf16: bf16
+autocast; channels-last from width 16, or as ``--layouts`` says), optionally under ``torch.compile`` (``--compile off on``
 times both), on random uint8 images.  ``--reference`` adds the
 reference implementation, tsimcne 0.3.12, as one more candidate: its own
 pipeline (per-image torchvision augmentation in DataLoader workers, its

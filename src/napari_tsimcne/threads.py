@@ -65,7 +65,6 @@ class ThreadGovernor:
         self.base_interval, self.max_interval = interval, max_interval
         self.margin, self.slowdown, self.abandon = margin, slowdown, abandon
         self.clock = clock
-        self.threads = max_threads
         self._interval = interval
         self.start_stage()
 
@@ -95,7 +94,6 @@ class ThreadGovernor:
         """Set torch's thread count back to ``max_threads``."""
         if self.active and torch.get_num_threads() != self.max_threads:
             torch.set_num_threads(self.max_threads)
-        self.threads = self.max_threads
 
     def _record(self, seconds: float) -> None:
         if self._probe_times is not None:
@@ -132,5 +130,5 @@ class ThreadGovernor:
 
     def _switch(self) -> None:
         """From all threads to one, or back."""
-        self.threads = 1 if self.threads == self.max_threads else self.max_threads
-        torch.set_num_threads(self.threads)
+        torch.set_num_threads(1 if torch.get_num_threads() == self.max_threads
+                              else self.max_threads)

@@ -123,9 +123,10 @@ def check_compile_possible(device: torch.device) -> None:
 
 def _too_narrow_for_channels_last(backbone: str | None) -> bool:
     # At width 8 a channels-last step is slower on CPUs (1.25x in bf16, 1.12x
-    # in float32 on an AMX Xeon: benchmarks/RESULTS.md, "layouts"); at width
-    # 4, oneDNN's AVX2 backward pass of a 1x1 shortcut convolution stopped
-    # returning within a few steps in most runs (torch 2.14).
+    # in float32 on an AMX Xeon: benchmarks/RESULTS.md, "Machine D,
+    # 2026-12-02 (night)"); at width 4, oneDNN's AVX2 backward pass of a 1x1
+    # shortcut convolution stopped returning within a few steps in most runs
+    # (torch 2.14).
     return backbone is not None and parse_backbone_name(backbone)[1] < 16
 
 
