@@ -20,7 +20,7 @@ process (``--settings``):
 With ``--governed all``, every setting but ``one-thread`` steps under the
 thread governor (the wait policies as they would work inside the library).
 ``--work embedding`` times forward passes without gradients instead, as
-``transform`` and the feature caches run them, which no governor watches.
+``transform`` and the feature caches run them (under the governor too).
 
 Settings and competitor counts alternate round by round; medians over the
 rounds are reported, with the ratio to the same setting's quiet throughput.
@@ -69,8 +69,8 @@ def training():
                       optimizer, accelerations)
 
 
-def embedding():  # as transform embeds: no governor, no gradients
-    with torch.no_grad():
+def embedding():  # as transform embeds: no gradients
+    with torch.no_grad(), governor.step():
         network.eval()(images[torch.randperm(4 * batch)[:2 * batch]].float() / 255)
 
 

@@ -5,12 +5,14 @@ Runs ``napari-tsimcne demo`` in a fresh process ``--repeats`` times, with seeds
 
     python benchmarks/demo.py --repeats 3
     python benchmarks/demo.py --repeats 3 --dataset digits
+    python benchmarks/demo.py --repeats 3 --env OMP_WAIT_POLICY=PASSIVE
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -26,14 +28,17 @@ def main():
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--dataset", default="shapes")
     parser.add_argument("--name", help="result file name (default: demo_DATASET)")
+    parser.add_argument("--env", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="environment variables of the demo's process")
     args = parser.parse_args()
+    environment = {**os.environ, **dict(setting.split("=", 1) for setting in args.env)}
     runs = []
     for seed in range(args.repeats):
         with tempfile.TemporaryDirectory() as out:
             command = [sys.executable, "-m", "napari_tsimcne.cli", "demo", "--quiet",
                        "--dataset", args.dataset, "--out", out, "--seed", str(seed)]
             start = time.perf_counter()
-            subprocess.run(command, check=True)
+            subprocess.run(command, check=True, env=environment)
             summary = json.loads((Path(out) / "summary.json").read_text())
             summary["command_wall_s"] = time.perf_counter() - start
             runs.append(summary)

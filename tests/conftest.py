@@ -81,6 +81,18 @@ def labels():
     return make_class_images()[1]
 
 
+@pytest.fixture(scope="module")
+def small_network_and_images():
+    """A pre-training network (resnet10-w8, 128-D output) and 96 images of 16 x 16 as DeviceImages."""
+    from napari_tsimcne.data import DeviceImages
+    from napari_tsimcne.network import TSimCNENetwork
+
+    torch.manual_seed(0)
+    images = torch.from_numpy(make_class_images(96)[0][:, None].copy())
+    network = TSimCNENetwork("resnet10-w8", in_channels=1, out_dim=128, hidden_dim=32)
+    return network, DeviceImages(images)
+
+
 @pytest.fixture
 def make_estimator():
     """Factory of fast estimators: ``make_estimator(**overrides)``."""

@@ -7,13 +7,9 @@ import pytest
 import torch
 
 from napari_tsimcne.augmentation import make_augmentation
-from napari_tsimcne.data import DeviceImages
 from napari_tsimcne.feature_cache import HeadRun, cache_features
-from napari_tsimcne.network import TSimCNENetwork
 from napari_tsimcne.neighbors import neighbor_graph, partners
 from napari_tsimcne.schedule import make_stages
-
-from conftest import make_class_images
 
 
 def brute_force_neighbors(features, k):
@@ -53,14 +49,6 @@ def test_same_generator_state_gives_the_same_partners():
     anchors = torch.randint(0, 50, (64,))
     first = partners(anchors, graph, 0.5, torch.Generator().manual_seed(3))
     assert torch.equal(first, partners(anchors, graph, 0.5, torch.Generator().manual_seed(3)))
-
-
-@pytest.fixture(scope="module")
-def small_network_and_images():
-    torch.manual_seed(0)
-    images = torch.from_numpy(make_class_images(96)[0][:, None].copy())
-    network = TSimCNENetwork("resnet10-w8", in_channels=1, out_dim=128, hidden_dim=32)
-    return network, DeviceImages(images)
 
 
 def test_cache_holds_clean_and_augmented_features_and_leaves_the_network_as_it_was(

@@ -103,20 +103,3 @@ def test_plugin_is_listed_and_valid():
     plugin_manager = npe2.PluginManager.instance()
     plugin_manager.discover()
     assert plugin_manager.get_manifest("napari-tsimcne").display_name == "t-SimCNE image map"
-
-
-def _wait_policy_after(imports: str, environment: dict) -> str:
-    script = f"{imports}\nimport os\nprint(os.environ.get('OMP_WAIT_POLICY'))"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env={"PATH": "", **environment}, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
-@pytest.mark.slow
-def test_importing_the_package_first_lets_openmp_threads_sleep_unless_told_otherwise():
-    # Spinning waits collapse training beside other busy processes
-    # (benchmarks/contention.py); the policy counts only before torch loads OpenMP.
-    assert _wait_policy_after("import napari_tsimcne", {}) == "PASSIVE"
-    assert _wait_policy_after("import napari_tsimcne", {"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
-    assert _wait_policy_after("import torch\nimport napari_tsimcne", {}) == "None"

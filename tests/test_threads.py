@@ -3,7 +3,11 @@
 import pytest
 import torch
 
+from napari_tsimcne.augmentation import make_augmentation
+from napari_tsimcne.feature_cache import CACHED_VIEWS, HeadRun
+from napari_tsimcne.schedule import make_stages
 from napari_tsimcne.threads import ThreadGovernor
+from napari_tsimcne.trainer import embed
 
 
 class StepClock:
@@ -94,22 +98,59 @@ def test_one_thread_leaves_nothing_to_choose():
     assert torch.get_num_threads() == before
 
 
-def test_training_on_a_busy_machine_ends_with_the_threads_it_began_with(
-        two_threads, make_estimator, images, monkeypatch):
+@pytest.fixture
+def slow_on_two_threads(monkeypatch):
+    """Governors that the library makes see steps on two threads 3x as slow as on one.
+
+    Returns the list of the governors made, in order.
+    """
     from napari_tsimcne import threads
 
-    # Every step on two threads looks slow, so the governor moves to one.
     real_governor = threads.ThreadGovernor
+    made = []
 
-    def slow_two_threads(max_threads, **kwargs):
-        governor = real_governor(max_threads, first_probe=2, probe_steps=2,
-                                 clock=StepClock({2: 0.3, 1: 0.1}))
-        seen.append(governor)
-        return governor
+    def make(max_threads, **kwargs):
+        made.append(real_governor(max_threads, first_probe=2, probe_steps=2,
+                                  clock=StepClock({2: 0.3, 1: 0.1})))
+        return made[-1]
 
-    seen = []
-    monkeypatch.setattr("napari_tsimcne.trainer.ThreadGovernor", slow_two_threads)
+    monkeypatch.setattr(threads, "ThreadGovernor", make)
+    return made
+
+
+def test_training_on_a_busy_machine_ends_with_the_threads_it_began_with(
+        two_threads, slow_on_two_threads, make_estimator, images):
     make_estimator(epochs=(3, 1, 1)).fit(images)
-    assert len(seen) == 1 and seen[0].max_threads == 2
-    assert 1 in seen[0].clock.threads  # it trained on one thread for a while
+    training = slow_on_two_threads[0]
+    assert training.max_threads == 2
+    assert 1 in training.clock.threads  # it trained on one thread for a while
     assert torch.get_num_threads() == 2
+
+
+def test_an_embedding_on_its_own_is_governed_and_restores_the_threads(
+        two_threads, slow_on_two_threads, small_network_and_images):
+    network, images = small_network_and_images
+    embedding = embed(network, images.chunks(8), device=torch.device("cpu"))
+    assert len(embedding) == 96
+    [governor] = slow_on_two_threads
+    assert len(governor.clock.threads) == 12  # one step a batch
+    assert 1 in governor.clock.threads
+    assert torch.get_num_threads() == 2
+
+
+def test_the_cached_readout_runs_its_forward_passes_and_steps_under_trainings_governor(
+        two_threads, small_network_and_images):
+    network, images = small_network_and_images
+    readout = make_stages((1, 3, 1), lr=0.1)[1]
+    network.head.replace_readout(2)
+    clock = StepClock({2: 0.3, 1: 0.1})
+    governor = ThreadGovernor(2, first_probe=2, probe_steps=2, clock=clock)
+    generator = torch.Generator().manual_seed(0)
+    run = HeadRun(network, images, readout, make_augmentation("natural", 1, (16, 16)),
+                  generator, governor, batch_size=32)
+    # The cache: the clean images and 8 augmentations of them, one forward pass each.
+    assert len(clock.threads) == 1 + CACHED_VIEWS
+    list(run.epochs(0, None, generator, lambda: False))
+    head_steps = clock.threads[1 + CACHED_VIEWS:]
+    assert len(head_steps) == 3 * 3 and head_steps[-1] == 1
+    governor.restore()

@@ -4,7 +4,6 @@ The core (:class:`TSimCNE` and the modules it is built from) needs neither
 napari nor Qt; the napari plugin lives in :mod:`napari_tsimcne.plugin`.
 """
 
-import os
 import sys
 
 __version__ = "0.1.0"
@@ -30,25 +29,7 @@ def _keep_triton_from_clashing_with_llvm() -> None:
         sys.modules["triton"] = None  # makes `import triton` raise ImportError
 
 
-def _let_openmp_threads_sleep() -> None:
-    """Make torch's OpenMP threads sleep, not spin, while they wait for each other.
-
-    GNU OpenMP (the runtime of torch's Linux wheels) lets a waiting thread spin
-    on its core.  Beside another busy process on the same cores (napari
-    drawing, a second job) the spinning threads hold the cores the working
-    ones need: training on 2 cores fell to a third of its quiet speed beside
-    one busy process and to a twentieth beside two, while sleeping waits keep
-    over half of it in both cases and cost about 5% on a quiet machine
-    (``benchmarks/contention.py``).  The runtime reads the policy once, when
-    torch loads it, so this only takes effect before the first ``import
-    torch``; a policy the user set is kept.
-    """
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 _keep_triton_from_clashing_with_llvm()
-_let_openmp_threads_sleep()
 
 __all__ = ["Callback", "TSimCNE", "TSimCNEModel", "TrainingStopped", "__version__"]
 

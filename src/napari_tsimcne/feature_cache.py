@@ -22,6 +22,7 @@ import torch
 from .loss import make_loss
 from .neighbors import neighbor_graph, partners
 from .schedule import NEIGHBORS, Stage
+from .threads import ThreadGovernor, governing
 
 __all__ = ["CACHE_BATCH_SIZE", "CACHED_VIEWS", "FeatureCache", "HeadRun", "cache_features"]
 
@@ -52,25 +53,33 @@ class FeatureCache:
 
 @torch.no_grad()
 def cache_features(network, images, augment, n_views: int = CACHED_VIEWS,
-                   batch_size: int = 256) -> FeatureCache:
+                   batch_size: int = 256, governor: ThreadGovernor | None = None) -> FeatureCache:
     """Features of every image and of ``n_views`` augmentations of it, in eval mode.
 
     ``images`` are :class:`~napari_tsimcne.data.DeviceImages` or
     :class:`~napari_tsimcne.data.StreamedImages`; the features stay on their
-    device.  The augmentations draw from torch's global generator.
+    device.  The augmentations draw from torch's global generator.  Every
+    forward pass runs under ``governor`` (training's), or under one of its own
+    (:func:`~napari_tsimcne.threads.governing`).
     """
     was_training = network.training
     network.eval()
-    try:
-        clean, views = [], []
-        for batch in images.chunks(batch_size):
-            x = batch.float().div_(255)
-            clean.append(network.features(x).float())
-            views.append(torch.stack(
-                [network.features(augment(x)).float() for _ in range(n_views)], dim=1))
-        return FeatureCache(torch.cat(clean), torch.cat(views))
-    finally:
-        network.train(was_training)
+
+    def features(x):
+        with governor.step():
+            return network.features(x).float()
+
+    with governing(images.device, governor) as governor:
+        governor.start_stage()
+        try:
+            clean, views = [], []
+            for batch in images.chunks(batch_size):
+                x = batch.float().div_(255)
+                clean.append(features(x))
+                views.append(torch.stack([features(augment(x)) for _ in range(n_views)], dim=1))
+        finally:
+            network.train(was_training)
+    return FeatureCache(torch.cat(clean), torch.cat(views))
 
 
 class HeadRun:
@@ -87,16 +96,18 @@ class HeadRun:
     checkpoints_within = False
 
     def __init__(self, network, images, stage: Stage, augment, order_generator: torch.Generator,
-                 batch_size: int = CACHE_BATCH_SIZE):
+                 governor: ThreadGovernor | None = None, batch_size: int = CACHE_BATCH_SIZE):
         self.head, self.stage = network.head, stage
         self.batch_size = batch_size
+        # Without a governor, the steps run on torch's threads as they are.
+        self.governor = governor if governor is not None else ThreadGovernor(1)
         network.set_trainable(readout_only=False)
         network.backbone.requires_grad_(False)
         seed = int(torch.randint(2**62, (), generator=order_generator))
         devices = [images.device] if images.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            self.cache = cache_features(network, images, augment)
+            self.cache = cache_features(network, images, augment, governor=self.governor)
         self.graph = None
         if stage.neighbor_share > 0:
             self.graph = neighbor_graph(self.cache.clean.cpu().numpy(), NEIGHBORS, random_state=seed)
@@ -116,6 +127,7 @@ class HeadRun:
         device = views.device
         total_steps = self.steps_per_epoch * self.stage.epochs
         self.head.train()
+        self.governor.start_stage()
         for epoch in range(first_epoch, self.stage.epochs):
             epoch_loss = torch.zeros((), device=device)
             for step in range(self.steps_per_epoch):
@@ -131,11 +143,12 @@ class HeadRun:
                 # Another view than the anchor's, so that no pair is one vector twice.
                 second = (first + torch.randint(1, max(n_views, 2), (self.batch_size,),
                                                 generator=order_generator)) % n_views
-                loss = loss_fn(self.head(views[anchors.to(device), first.to(device)]),
-                               self.head(views[positives.to(device), second.to(device)]))
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+                with self.governor.step():
+                    loss = loss_fn(self.head(views[anchors.to(device), first.to(device)]),
+                                   self.head(views[positives.to(device), second.to(device)]))
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
                 epoch_loss += loss.detach()
             yield float(epoch_loss) / self.steps_per_epoch
 

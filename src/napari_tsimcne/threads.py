@@ -1,4 +1,4 @@
-"""CPU threads under load: train on all of torch's threads, or on one while that is faster.
+"""CPU threads under load: torch's work on all its threads, or on one while that is faster.
 
 Beside another CPU-bound process, torch's threads wait for each other at every
 layer, and a waiting thread's core is the competitor's: on 2 cores two
@@ -6,8 +6,16 @@ threads fell to 7-56% of their quiet speed, depending on the machine, while
 one thread kept 99% of its own (``benchmarks/RESULTS.md``, "Machine D,
 2026-12-02 (night)").  Alone, two threads are 1.2-1.8 times as fast as one.
 No fixed thread count is right in both conditions, so
-:class:`ThreadGovernor` times the training steps and every so often tries the
-other count for a few steps, keeping whichever is faster.
+:class:`ThreadGovernor` times the steps of a loop of torch work (training
+steps, the forward passes of an embedding or a feature cache) and every so
+often tries the other count for a few steps, keeping whichever is faster.
+:func:`governor_for` is where the library decides which work is governed.
+
+Because the loops of torch work are governed, the library keeps OpenMP's
+default of waiting threads that spin before they sleep: on a quiet machine
+that trained 1.5 times as fast as sleeping waits on machine D, and beside a
+busy process the governor moves the work to one thread, which waits for no
+other (``benchmarks/RESULTS.md``, "Machine D, 2026-12-02 (late)").
 
 Its probes fall on fixed step numbers, so two runs on a quiet machine take
 the same steps on the same threads (and give the same map bit for bit);
@@ -24,14 +32,39 @@ from collections import deque
 
 import torch
 
-__all__ = ["ThreadGovernor"]
+from . import distributed
+
+__all__ = ["ThreadGovernor", "governing", "governor_for"]
+
+
+def governor_for(device: torch.device) -> "ThreadGovernor":
+    """The governor of torch work on ``device``, to use as a context manager.
+
+    It governs all of torch's threads on a CPU; on a GPU, and in distributed
+    runs, it does nothing: distributed processes step together, and one that
+    changed its threads alone would only wait for the others.  Leaving the
+    ``with`` block sets torch's thread count back to what it was.
+    """
+    governed = device.type == "cpu" and not distributed.is_distributed()
+    return ThreadGovernor(torch.get_num_threads() if governed else 1)
+
+
+def governing(device: torch.device, governor: "ThreadGovernor | None" = None):
+    """Context manager for a loop that runs inside training or on its own.
+
+    Yields ``governor`` (training's, whose thread choice the loop then shares
+    and which training restores), or without one a new :func:`governor_for`
+    ``device`` that restores torch's threads when the loop ends.
+    """
+    return contextlib.nullcontext(governor) if governor is not None else governor_for(device)
 
 
 class ThreadGovernor:
     """Chooses, step by step, between ``max_threads`` torch threads and one.
 
-    Use :meth:`step` around every training step and :meth:`start_stage` when
-    the steps change their cost (a new stage).  After ``first_probe`` steps of
+    Use :meth:`step` around every step and :meth:`start_stage` when the steps
+    change their cost (a new stage, another loop); the thread count chosen
+    carries over into the next loop.  After ``first_probe`` steps of
     a stage, and then every ``interval`` steps (doubling up to
     ``max_interval`` while the choice stands), it runs ``probe_steps`` steps
     (plus one to settle) on the other thread count and keeps that count if
@@ -82,7 +115,7 @@ class ThreadGovernor:
 
     @contextlib.contextmanager
     def step(self):
-        """Times the training step run inside it; may change torch's thread count after it."""
+        """Times the step run inside it; may change torch's thread count after it."""
         if not self.active:
             yield
             return
@@ -94,6 +127,12 @@ class ThreadGovernor:
         """Set torch's thread count back to ``max_threads``."""
         if self.active and torch.get_num_threads() != self.max_threads:
             torch.set_num_threads(self.max_threads)
+
+    def __enter__(self) -> "ThreadGovernor":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.restore()
 
     def _record(self, seconds: float) -> None:
         if self._probe_times is not None:

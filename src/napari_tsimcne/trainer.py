@@ -33,7 +33,7 @@ from .loss import make_loss
 from .neighbors import neighbor_graph, partners
 from .network import TSimCNENetwork
 from .schedule import NEIGHBORS, Stage, learning_rate_factor
-from .threads import ThreadGovernor
+from .threads import ThreadGovernor, governing, governor_for
 
 __all__ = [
     "EMBED_OUTPUTS", "Accelerations", "TrainingStopped", "embed", "inference_batch_size", "train",
@@ -235,10 +235,7 @@ def train(
         distributed.synchronize_batchnorm(network, images.device)
     accelerations.prepare(network)
     stages = list(stages)
-    # Distributed processes step together: one that changed its threads alone
-    # would only wait for the others.
-    governor = ThreadGovernor(torch.get_num_threads() if images.device.type == "cpu"
-                              and not distributed.is_distributed() else 1)
+    governor = governor_for(images.device)
     try:
         for stage_index in range(len(stages)):
             if stage_index < start[0]:
@@ -253,11 +250,12 @@ def train(
                 history.append([])
             losses = history[-1]
             if stage.cached_features:
-                run = HeadRun(network, images, stage, augment, order_generator)
+                run = HeadRun(network, images, stage, augment, order_generator, governor)
                 graph = run.graph if graph is None else graph
             else:
                 if stage.neighbor_share > 0 and graph is None:
-                    graph = _feature_graph(network, images, batch_size, order_generator)
+                    graph = _feature_graph(network, images, batch_size, order_generator,
+                                           governor)
                 run = StageRun(network, images, stage, batch_size, momentum, weight_decay,
                                accelerations, resume if first_epoch else None,
                                graph if stage.neighbor_share > 0 else None, governor)
@@ -289,7 +287,7 @@ def train(
                 stop(stage.name)
             if stage_end_hooks:
                 embedding = embed(network, images.chunks(inference_batch_size(batch_size)),
-                                  device=images.device)
+                                  device=images.device, governor=governor)
                 for hook in stage_end_hooks:
                     hook(stage_index, embedding)
     finally:
@@ -317,10 +315,11 @@ def _overrides(callback, method: str) -> bool:
     )
 
 
-def _feature_graph(network, images, batch_size: int, generator) -> torch.Tensor:
+def _feature_graph(network, images, batch_size: int, generator,
+                   governor: ThreadGovernor | None = None) -> torch.Tensor:
     """Nearest neighbours (``(N, k)`` indices) of the training images in the features ``H``."""
     features = embed(network, images.chunks(inference_batch_size(batch_size)),
-                     output="features", device=images.device)
+                     output="features", device=images.device, governor=governor)
     seed = int(torch.randint(2**62, (), generator=generator))
     return neighbor_graph(features, NEIGHBORS, random_state=seed)
 
@@ -530,32 +529,38 @@ def embed(
     *,
     output: str = "embedding",
     device: torch.device,
+    governor: ThreadGovernor | None = None,
 ):
     """Run ``network`` in eval mode over uint8 batches ``(n, C, H, W)``.
 
     ``output`` is ``"embedding"`` (float32 ``(N, out_dim)``), ``"features"``
     (the backbone features ``H``, float32 ``(N, D)``) or ``"both"``: the pair
     ``(embedding, features)`` from a single forward pass over the images.
+    The forward passes run under ``governor`` (training's), or under one of
+    their own (:func:`~napari_tsimcne.threads.governing`).
     """
     if output not in EMBED_OUTPUTS:
         raise ValueError(f"output must be one of {EMBED_OUTPUTS}, got {output!r}.")
     was_training = network.training
     network.eval()
-    try:
-        embeddings, features = [], []
-        for batch in batches:
-            x = batch.to(device, non_blocking=True).float().div_(255)
-            if output == "features":  # the head's work is not needed
-                features.append(network.features(x).float().cpu())
-                continue
-            z, h = network(x, return_features=True)
-            embeddings.append(z.float().cpu())
-            if output == "both":
-                features.append(h.float().cpu())
-        if output == "embedding":
-            return torch.cat(embeddings).numpy()
-        if output == "features":
-            return torch.cat(features).numpy()
-        return torch.cat(embeddings).numpy(), torch.cat(features).numpy()
-    finally:
-        network.train(was_training)
+    with governing(device, governor) as governor:
+        governor.start_stage()
+        try:
+            embeddings, features = [], []
+            for batch in batches:
+                x = batch.to(device, non_blocking=True).float().div_(255)
+                with governor.step():
+                    if output == "features":  # the head's work is not needed
+                        features.append(network.features(x).float().cpu())
+                        continue
+                    z, h = network(x, return_features=True)
+                embeddings.append(z.float().cpu())
+                if output == "both":
+                    features.append(h.float().cpu())
+        finally:
+            network.train(was_training)
+    if output == "embedding":
+        return torch.cat(embeddings).numpy()
+    if output == "features":
+        return torch.cat(features).numpy()
+    return torch.cat(embeddings).numpy(), torch.cat(features).numpy()
