@@ -83,6 +83,13 @@ def test_a_probe_on_a_much_slower_thread_count_ends_after_one_step(two_threads):
     assert 1 <= on_two <= 3
 
 
+def test_a_loop_that_ends_during_a_probe_leaves_the_next_on_the_chosen_threads(two_threads):
+    governor = ThreadGovernor(2, clock=StepClock({2: 0.07, 1: 0.09}))
+    assert run_steps(governor, 9)[-1] == 1  # the probe of one thread began at step 9
+    governor.start_stage()
+    assert run_steps(governor, 8) == [2] * 8
+
+
 def test_restore_sets_all_threads_back(two_threads):
     governor = ThreadGovernor(2, clock=StepClock({2: 0.30, 1: 0.09}))
     assert run_steps(governor, 40)[-1] == 1

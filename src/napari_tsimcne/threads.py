@@ -99,6 +99,7 @@ class ThreadGovernor:
         self.margin, self.slowdown, self.abandon = margin, slowdown, abandon
         self.clock = clock
         self._interval = interval
+        self._probe_times = None
         self.start_stage()
 
     @property
@@ -106,7 +107,13 @@ class ThreadGovernor:
         return self.max_threads > 1
 
     def start_stage(self) -> None:
-        """Forget the step times of the stage before; probe after ``first_probe`` steps."""
+        """Forget the step times of the stage before; probe after ``first_probe`` steps.
+
+        A probe that the stage before left unfinished is dropped, back on the
+        thread count chosen before it.
+        """
+        if self._probe_times is not None:
+            self._switch()
         self._recent = deque(maxlen=self.probe_steps)
         self._probe_times = None  # step times on the other count while probing
         self._before = None  # median step before the probe
