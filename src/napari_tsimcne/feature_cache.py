@@ -64,13 +64,13 @@ def cache_features(network, images, augment, n_views: int = CACHED_VIEWS,
     """
     was_training = network.training
     network.eval()
-
-    def features(x):
-        with governor.step():
-            return network.features(x).float()
-
     with governing(images.device, governor) as governor:
         governor.start_stage()
+
+        def features(x):
+            with governor.step():
+                return network.features(x).float()
+
         try:
             clean, views = [], []
             for batch in images.chunks(batch_size):

@@ -18,7 +18,8 @@ busy process the governor moves the work to one thread, which waits for no
 other (``benchmarks/RESULTS.md``, "Machine D, 2026-12-02 (late)").
 
 Its probes fall on fixed step numbers, so two runs on a quiet machine take
-the same steps on the same threads (and give the same map bit for bit);
+the same steps on the same threads (and give the same map bit for bit)
+wherever one thread count is clearly the faster;
 on a busy machine the thread counts, and so the last bits of the result,
 follow the load.
 """
