@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import sys
 
-import napari_tsimcne  # noqa: F401, I001
-
 import kornia.augmentation as K
 from torch import nn
 

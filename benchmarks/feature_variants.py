@@ -26,10 +26,6 @@ from __future__ import annotations
 
 import argparse
 
-# First, so that torch's threads sleep rather than spin while they wait
-# (napari_tsimcne/__init__.py): timings beside other processes stay fair.
-import napari_tsimcne  # noqa: F401, I001
-
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -16,8 +16,6 @@ Usage: ``quality.py``'s arguments::
 
 from __future__ import annotations
 
-import napari_tsimcne  # noqa: F401, I001
-
 import torch
 from torch import nn
 

@@ -17,10 +17,6 @@ from __future__ import annotations
 import argparse
 import time
 
-# First, so that torch's threads sleep rather than spin while they wait
-# (napari_tsimcne/__init__.py): timings beside other processes stay fair.
-import napari_tsimcne  # noqa: F401, I001
-
 import torch
 from _common import write_json
 

@@ -42,10 +42,6 @@ import re
 import statistics
 import time
 
-# First, so that torch's threads sleep rather than spin while they wait
-# (napari_tsimcne/__init__.py): timings beside other processes stay fair.
-import napari_tsimcne  # noqa: F401, I001
-
 import torch
 from _common import RESULTS_DIR, peak_rss_mib, write_json
 

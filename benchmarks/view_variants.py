@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import sys
 
-import napari_tsimcne  # noqa: F401, I001
-
 import torch
 from napari_tsimcne.loss import CauchyInfoNCELoss, cauchy_log_similarity
 
