@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from napari_tsimcne import Callback
+from napari_tsimcne import Callback, trainer
 from napari_tsimcne.augmentation import make_augmentation
 from napari_tsimcne.data import DeviceImages
 from napari_tsimcne.network import TSimCNENetwork
 from napari_tsimcne.schedule import (
     HEAD_LR,
     NEIGHBOR_SHARE,
+    WEIGHT_AVERAGE_SHARE,
     batch_size_for,
     default_learning_rate,
     learning_rate_factor,
@@ -340,3 +342,44 @@ def test_train_goes_on_with_the_plan_that_replan_returns_within_a_stage(images):
     # After every epoch but a stage's last; before every stage but the first;
     # not within the readout stages on cached features.
     assert calls == [(0, 1), (1, 0), (2, 0), (2, 1), (3, 0)]
+
+
+def test_pretraining_of_the_neighbors_recipe_alone_averages_its_weights():
+    assert make_stages((3, 1, 1), lr=0.05)[0].weight_average == WEIGHT_AVERAGE_SHARE
+    assert all(stage.weight_average == 0 for stage in make_stages((3, 1, 1), lr=0.05)[1:])
+    assert all(stage.weight_average == 0
+               for stage in make_stages((3, 1, 1), lr=0.05, recipe="paper"))
+
+
+def test_a_stage_ends_with_the_moving_average_of_its_weights_after_every_step(
+        images, monkeypatch):
+    torch.manual_seed(0)
+    images = DeviceImages(torch.from_numpy(images[:, None].copy()))
+    network = TSimCNENetwork("resnet10-w8", in_channels=1, out_dim=128, hidden_dim=32)
+    stage = replace(make_stages((3, 1, 1), lr=0.05)[0], weight_average=0.5)
+    after_each_step = []
+    real_step = trainer.training_step
+
+    def recording_step(*args, **kwargs):
+        loss = real_step(*args, **kwargs)
+        after_each_step.append({name: value.detach().clone()
+                                for name, value in network.state_dict().items()
+                                if value.is_floating_point()})
+        return loss
+
+    monkeypatch.setattr(trainer, "training_step", recording_step)
+    run = StageRun(network, images, stage, 16, 0.9, 5e-4, Accelerations())
+    list(run.epochs(0, make_augmentation("natural", 1, (16, 16)), torch.Generator(),
+                    lambda: False))
+    steps = len(after_each_step)
+    assert steps == 3 * run.steps_per_epoch
+    decay = 1 - 1 / (0.5 * steps)
+    expected = dict(after_each_step[0])
+    for weights in after_each_step[1:]:
+        expected = {name: decay * expected[name] + (1 - decay) * weights[name]
+                    for name in expected}
+    final = network.state_dict()
+    last = after_each_step[-1]
+    assert any(not torch.allclose(final[name], last[name]) for name in last)
+    for name, value in expected.items():
+        torch.testing.assert_close(final[name], value, rtol=1e-4, atol=1e-6)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import distributed
 from .backbones import parse_backbone_name
@@ -331,7 +332,9 @@ class StageRun:
     stage that was interrupted.  With a neighbour ``graph``, a share
     ``stage.neighbor_share`` of the positive pairs are an image and a neighbour.
     A :class:`~napari_tsimcne.threads.ThreadGovernor` chooses the threads of
-    every step.
+    every step.  With ``stage.weight_average``, a moving average of the
+    weights and BatchNorm statistics follows every step and replaces them
+    when the stage's last epoch is done.
     """
 
     checkpoints_within = True
@@ -357,10 +360,21 @@ class StageRun:
             lambda step: learning_rate_factor(step, self.steps_per_epoch * self.stage.epochs,
                                               warmup_steps, self.stage.anneal),
         )
+        self.average = None
+        if stage.weight_average:
+            self.average = AveragedModel(network, use_buffers=True,
+                                         multi_avg_fn=self._average_update())
         if state is not None:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
+            if self.average is not None and "average" in state:  # older checkpoints have none
+                self.average.load_state_dict(state["average"])
         self.model = _step_model(network, images.device, accelerations)
+
+    def _average_update(self):
+        """The moving average's update over ``stage.weight_average`` of the stage's steps."""
+        span = self.stage.weight_average * self.stage.epochs * self.steps_per_epoch
+        return get_ema_multi_avg_fn(1 - 1 / max(span, 1))
 
     def epochs(self, first_epoch, augment, order_generator, stop_requested):
         """Generator: trains epochs ``first_epoch..``, yielding each one's mean loss.
@@ -399,6 +413,8 @@ class StageRun:
                 with self.governor.step():
                     epoch_loss += training_step(self.model, batch, augment, loss_fn,
                                                 self.optimizer, self.accelerations, paired=paired)
+                    if self.average is not None:
+                        self.average.update_parameters(self.network)
                 self.scheduler.step()
             mean_loss = float(epoch_loss) / self.steps_per_epoch
             if not np.isfinite(mean_loss):
@@ -406,6 +422,9 @@ class StageRun:
                     f"The loss became {mean_loss} in {self.stage.name}. Lower the learning "
                     "rate (lr) or check the images for extreme values."
                 )
+            if self.average is not None and epoch == self.stage.epochs:
+                # Before the stage's last loss is handed on, so that its checkpoint holds it.
+                self.network.load_state_dict(self.average.module.state_dict())
             yield mean_loss
 
     def resize(self, epochs: int, epochs_done: int) -> None:
@@ -417,9 +436,16 @@ class StageRun:
             raise ValueError(f"{self.stage.name} has done {epochs_done} epochs: it cannot be "
                              f"given {epochs}.")
         self.stage = replace(self.stage, epochs=epochs)
+        if self.average is not None:
+            self.average.multi_avg_fn = self._average_update()
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        state = {"optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict()}
+        if self.average is not None:
+            state["average"] = {k: v.detach().cpu().clone()
+                                for k, v in self.average.state_dict().items()}
+        return state
 
 
 def training_state(network, run: StageRun, order_generator, history, graph=None) -> dict:
