@@ -443,8 +443,7 @@ class StageRun:
         state = {"optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict()}
         if self.average is not None:
-            state["average"] = {k: v.detach().cpu().clone()
-                                for k, v in self.average.state_dict().items()}
+            state["average"] = _cpu_copy(self.average.state_dict())
         return state
 
 
@@ -457,7 +456,7 @@ def training_state(network, run: StageRun, order_generator, history, graph=None)
     """
     return {
         "graph": graph,
-        "network": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
+        "network": _cpu_copy(network.state_dict()),
         **run.state_dict(),
         "rng": {
             "torch": torch.get_rng_state(),
@@ -466,6 +465,11 @@ def training_state(network, run: StageRun, order_generator, history, graph=None)
         },
         "history": [list(map(float, h)) for h in history],
     }
+
+
+def _cpu_copy(state_dict: dict) -> dict:
+    """A copy of a module's ``state_dict`` on the CPU, detached, for a checkpoint."""
+    return {k: v.detach().cpu().clone() for k, v in state_dict.items()}
 
 
 def _restore(network, state: dict, stages, order_generator) -> tuple[int, int]:
